@@ -1,0 +1,103 @@
+// Package store persists what certgate must not lose across a restart: the certificates
+// it issued, open transactions and the nonces it has seen. SQLite (modernc.org/sqlite, no
+// cgo) in the data directory is the default; the Store interface leaves room for a
+// PostgreSQL implementation shared by several instances.
+package store
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"time"
+)
+
+// Errors returned by every Store implementation. Callers test them with errors.Is.
+var (
+	ErrNotFound          = errors.New("store: not found")
+	ErrTransactionExists = errors.New("store: transaction ID already in use")
+	ErrNonceReplayed     = errors.New("store: nonce already seen")
+)
+
+// TransactionState is where a CMP transaction stands.
+type TransactionState string
+
+// The transaction states.
+const (
+	StatePending     TransactionState = "pending"      // the backend has not decided yet; the client polls
+	StateWaitConfirm TransactionState = "wait-confirm" // a certificate was sent; certConf is expected
+	StateDone        TransactionState = "done"         // confirmed, implicitly confirmed or answered without a certificate
+	StateRejected    TransactionState = "rejected"     // the request failed or the client rejected the certificate
+)
+
+// Transaction is the server side of one CMP transaction, keyed by its transactionID.
+type Transaction struct {
+	ID            []byte
+	Profile       string
+	RequestType   string // CMP body name of the request that opened it: "ir", "cr", "kur", "p10cr", ...
+	Requester     string // authenticated identity: MAC reference or certificate subject
+	State         TransactionState
+	SenderNonce   []byte // the senderNonce of the last response, which the next request must echo as recipNonce
+	CertReqID     int64
+	PollReference string // set while State is StatePending
+	Certificate   []byte // DER of the certificate sent and not yet confirmed
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	ExpiresAt     time.Time // after this the transaction is forgotten and its ID may be reused
+}
+
+// CertificateStatus is the lifecycle state of an issued certificate.
+type CertificateStatus string
+
+// The certificate states.
+const (
+	CertIssued    CertificateStatus = "issued"    // sent to the client, not yet confirmed
+	CertConfirmed CertificateStatus = "confirmed" // confirmed by certConf or implicitConfirm
+	CertRevoked   CertificateStatus = "revoked"
+	CertOnHold    CertificateStatus = "on-hold" // revoked with reason certificateHold
+)
+
+// Certificate is an issued certificate with its state.
+type Certificate struct {
+	SerialNumber     *big.Int
+	RawIssuer        []byte // DER-encoded issuer Name
+	Subject          string // RFC 4514 string, for operators
+	NotBefore        time.Time
+	NotAfter         time.Time
+	DER              []byte
+	Profile          string
+	Backend          string
+	TransactionID    []byte
+	Status           CertificateStatus
+	RevocationReason int // CRLReason code; meaningful when Status is CertRevoked or CertOnHold
+	RevokedAt        time.Time
+	CreatedAt        time.Time
+}
+
+// Store is the persistence interface of the router. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// CreateTransaction stores a new transaction, or returns ErrTransactionExists when a
+	// transaction with the same ID has not expired.
+	CreateTransaction(ctx context.Context, tx *Transaction) error
+	// Transaction returns the unexpired transaction with this ID, or ErrNotFound.
+	Transaction(ctx context.Context, id []byte) (*Transaction, error)
+	// UpdateTransaction replaces the stored transaction with the same ID, or returns ErrNotFound.
+	UpdateTransaction(ctx context.Context, tx *Transaction) error
+
+	// RecordNonce remembers a senderNonce until expiresAt, or returns ErrNonceReplayed when
+	// it is already remembered.
+	RecordNonce(ctx context.Context, nonce []byte, expiresAt time.Time) error
+
+	// PutCertificate stores a newly issued certificate.
+	PutCertificate(ctx context.Context, cert *Certificate) error
+	// Certificate returns the certificate with this issuer and serial number, or ErrNotFound.
+	Certificate(ctx context.Context, rawIssuer []byte, serial *big.Int) (*Certificate, error)
+	// SetCertificateStatus changes the status of a stored certificate, or returns ErrNotFound.
+	SetCertificateStatus(ctx context.Context, rawIssuer []byte, serial *big.Int, status CertificateStatus, reason int, at time.Time) error
+
+	// DeleteExpired removes transactions and nonces that expired before now and returns
+	// how many rows it removed.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+
+	Close() error
+}
