@@ -288,7 +288,7 @@ func TestEnumStringsNeverPanic(t *testing.T) {
 		}
 	}
 	for bit := 0; bit < 32; bit++ {
-		if FailureInfo(1 << bit).String() == "" {
+		if FailureInfo(1<<bit).String() == "" {
 			t.Errorf("FailureInfo bit %d has no name", bit)
 		}
 	}

@@ -67,6 +67,9 @@ func hashConstructor(h crypto.Hash) func() hash.Hash {
 	return nil
 }
 
+// HashByOID returns the hash function of a digest algorithm OID: SHA-1 or SHA-2.
+func HashByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) { return lookupDigest(oid) }
+
 func lookupDigest(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 	for _, row := range hashByOID {
 		if row.oid.Equal(oid) {

@@ -43,35 +43,35 @@ type FailureInfo uint32
 
 // The PKIFailureInfo bits.
 const (
-	FailBadAlg               FailureInfo = 1 << 0
-	FailBadMessageCheck      FailureInfo = 1 << 1
-	FailBadRequest           FailureInfo = 1 << 2
-	FailBadTime              FailureInfo = 1 << 3
-	FailBadCertID            FailureInfo = 1 << 4
-	FailBadDataFormat        FailureInfo = 1 << 5
-	FailWrongAuthority       FailureInfo = 1 << 6
-	FailIncorrectData        FailureInfo = 1 << 7
-	FailMissingTimeStamp     FailureInfo = 1 << 8
-	FailBadPOP               FailureInfo = 1 << 9
-	FailCertRevoked          FailureInfo = 1 << 10
-	FailCertConfirmed        FailureInfo = 1 << 11
-	FailWrongIntegrity       FailureInfo = 1 << 12
-	FailBadRecipientNonce    FailureInfo = 1 << 13
-	FailTimeNotAvailable     FailureInfo = 1 << 14
-	FailUnacceptedPolicy     FailureInfo = 1 << 15
-	FailUnacceptedExtension  FailureInfo = 1 << 16
-	FailAddInfoNotAvailable  FailureInfo = 1 << 17
-	FailBadSenderNonce       FailureInfo = 1 << 18
-	FailBadCertTemplate      FailureInfo = 1 << 19
-	FailSignerNotTrusted     FailureInfo = 1 << 20
-	FailTransactionIDInUse   FailureInfo = 1 << 21
-	FailUnsupportedVersion   FailureInfo = 1 << 22
-	FailNotAuthorized        FailureInfo = 1 << 23
-	FailSystemUnavail        FailureInfo = 1 << 24
-	FailSystemFailure        FailureInfo = 1 << 25
-	FailDuplicateCertReq     FailureInfo = 1 << 26
-	failureInfoBits                      = 27
-	failureInfoAllBits       FailureInfo = 1<<failureInfoBits - 1
+	FailBadAlg              FailureInfo = 1 << 0
+	FailBadMessageCheck     FailureInfo = 1 << 1
+	FailBadRequest          FailureInfo = 1 << 2
+	FailBadTime             FailureInfo = 1 << 3
+	FailBadCertID           FailureInfo = 1 << 4
+	FailBadDataFormat       FailureInfo = 1 << 5
+	FailWrongAuthority      FailureInfo = 1 << 6
+	FailIncorrectData       FailureInfo = 1 << 7
+	FailMissingTimeStamp    FailureInfo = 1 << 8
+	FailBadPOP              FailureInfo = 1 << 9
+	FailCertRevoked         FailureInfo = 1 << 10
+	FailCertConfirmed       FailureInfo = 1 << 11
+	FailWrongIntegrity      FailureInfo = 1 << 12
+	FailBadRecipientNonce   FailureInfo = 1 << 13
+	FailTimeNotAvailable    FailureInfo = 1 << 14
+	FailUnacceptedPolicy    FailureInfo = 1 << 15
+	FailUnacceptedExtension FailureInfo = 1 << 16
+	FailAddInfoNotAvailable FailureInfo = 1 << 17
+	FailBadSenderNonce      FailureInfo = 1 << 18
+	FailBadCertTemplate     FailureInfo = 1 << 19
+	FailSignerNotTrusted    FailureInfo = 1 << 20
+	FailTransactionIDInUse  FailureInfo = 1 << 21
+	FailUnsupportedVersion  FailureInfo = 1 << 22
+	FailNotAuthorized       FailureInfo = 1 << 23
+	FailSystemUnavail       FailureInfo = 1 << 24
+	FailSystemFailure       FailureInfo = 1 << 25
+	FailDuplicateCertReq    FailureInfo = 1 << 26
+	failureInfoBits                     = 27
+	failureInfoAllBits      FailureInfo = 1<<failureInfoBits - 1
 )
 
 var failureNames = [failureInfoBits]string{
