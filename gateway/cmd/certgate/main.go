@@ -1,0 +1,109 @@
+// Command certgate runs the certgate gateway and its administration commands.
+//
+//	certgate serve [--config FILE]   run the gateway; without --config, on embedded defaults
+//	certgate config default          print the embedded default configuration
+//	certgate config check FILE       validate a configuration file
+//	certgate plugin softca           serve the built-in software CA plugin (run by serve)
+//
+// Built-in backends run out of process: serve starts this same executable with the
+// hidden plugin subcommand, so a crash of a CA cannot take the gateway down, and built-in
+// and third-party plugins go through one code path.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certgate/certgate/gateway/config"
+	"github.com/certgate/certgate/plugins/softca"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "certgate:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "certgate",
+		Short:         "Certificate-protocol gateway with a CMP core",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newConfigCommand(), newPluginCommand())
+	return root
+}
+
+func newServeCommand() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: "Run the gateway. Without --config it runs on the embedded defaults: CMP over HTTP on\n" +
+			"127.0.0.1:8080, a software CA and its database in ./certgate-data.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "YAML configuration file (default: the embedded defaults)")
+	return cmd
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func newConfigCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Show or check configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "default",
+		Short: "Print the embedded default configuration, with a comment on every key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := cmd.OutOrStdout().Write(config.DefaultYAML())
+			return err
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a configuration file and report every problem",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := config.Load(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
+			return nil
+		},
+	})
+	return cmd
+}
+
+func newPluginCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "plugin",
+		Short:  "Serve a built-in backend plugin (started by certgate serve, not by hand)",
+		Hidden: true,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "softca",
+		Short: "Serve the software CA plugin over go-plugin gRPC",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			softca.Serve()
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certgate/certgate/backends"
+	cmpfrontend "github.com/certgate/certgate/frontends/cmp"
+	"github.com/certgate/certgate/gateway"
+	"github.com/certgate/certgate/gateway/config"
+	"github.com/certgate/certgate/gateway/store"
+)
+
+// cleanupInterval is how often expired transactions and nonces are deleted.
+const cleanupInterval = time.Minute
+
+// newLogger returns the process logger for the configured level and format.
+func newLogger(cfg config.Log) *slog.Logger {
+	options := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, options))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, options))
+}
+
+// serve runs the gateway until SIGINT or SIGTERM.
+func serve(parent context.Context, cfg *config.Config) error {
+	start := time.Now()
+	logger := newLogger(cfg.Log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
+	}
+	db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "certgate.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	launched, err := launchBackends(ctx, cfg, logger)
+	defer func() {
+		for name, backend := range launched {
+			if err := backend.Close(); err != nil {
+				logger.Warn("stopping backend failed", "backend", name, "error", err)
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	opts, err := routerOptions(ctx, cfg, db, launched, logger)
+	if err != nil {
+		return err
+	}
+	router, err := gateway.New(*opts)
+	if err != nil {
+		return err
+	}
+
+	cmpHandler := &cmpfrontend.Handler{Router: router, MaxBodyBytes: cfg.HTTP.MaxRequestBytes, Logger: logger}
+	server := &http.Server{
+		Handler:           routes(cmpHandler),
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	listeners, err := listen(cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	serveErrors := make(chan error, len(listeners))
+	for _, listener := range listeners {
+		logger.Info("CMP over HTTP listening", "address", listener.Addr().String(),
+			"url", "http://"+listener.Addr().String()+cmpfrontend.WellKnownPath)
+		go func() { serveErrors <- server.Serve(listener) }()
+	}
+	go deleteExpired(ctx, db, logger)
+
+	logger.Info("certgate ready", "startup", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
+	logFirstEnrollment(logger, cfg, listeners[0].Addr().String())
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case <-parent.Done():
+		logger.Info("shutting down")
+	case err := <-serveErrors:
+		logger.Error("HTTP server failed", "error", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return server.Shutdown(shutdownCtx)
+}
+
+// routes dispatches by path prefix. http.ServeMux is not used because it answers paths
+// with repeated slashes with a redirect, which CMP clients do not follow for POST, while
+// RFC 3986 makes "/.well-known/cmp////" the same resource.
+func routes(cmpHandler http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, cmpfrontend.WellKnownPath) {
+			cmpHandler.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+}
+
+// listen opens every configured address before serving any, so that a port conflict
+// stops the start with a clear message instead of leaving a half-started gateway.
+func listen(addresses []string) ([]net.Listener, error) {
+	var listeners []net.Listener
+	for _, address := range addresses {
+		listener, err := net.Listen("tcp", address)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return nil, fmt.Errorf("cannot listen on %s: %w; change http.listen in the configuration file", address, err)
+		}
+		listeners = append(listeners, listener)
+	}
+	return listeners, nil
+}
+
+func deleteExpired(ctx context.Context, db store.Store, logger *slog.Logger) {
+	ticker := time.NewTicker(cleanupInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			removed, err := db.DeleteExpired(ctx, now)
+			if err != nil {
+				logger.Warn("deleting expired transactions failed", "error", err)
+			} else if removed > 0 {
+				logger.Debug("deleted expired transactions and nonces", "rows", removed)
+			}
+		}
+	}
+}
+
+// launchBackends starts every configured backend plugin. It returns the ones it started
+// even on error, so that the caller stops them.
+func launchBackends(ctx context.Context, cfg *config.Config, logger *slog.Logger) (map[string]*backends.PluginBackend, error) {
+	launched := map[string]*backends.PluginBackend{}
+	self, err := os.Executable()
+	if err != nil {
+		return launched, fmt.Errorf("finding the certgate executable for built-in plugins: %w", err)
+	}
+	for _, b := range cfg.Backends {
+		spec := backends.PluginSpec{
+			Name: b.Name, Path: b.Plugin, Args: b.Args, SHA256: b.SHA256,
+			DataDir: filepath.Join(cfg.DataDir, b.Name), Config: b.Config, HealthInterval: b.HealthInterval,
+		}
+		if builtin, ok := b.Builtin(); ok {
+			spec.Path, spec.Args, spec.SHA256 = self, []string{"plugin", builtin}, ""
+		}
+		backend, err := backends.LaunchPlugin(ctx, spec, logger)
+		if err != nil {
+			return launched, fmt.Errorf("backend %q: %w", b.Name, err)
+		}
+		launched[b.Name] = backend
+		logger.Info("backend started", "backend", b.Name, "plugin", b.Plugin, "pid", backend.Pid())
+	}
+	return launched, nil
+}
+
+// routerOptions builds the router's profiles, trust and responder from the configuration.
+func routerOptions(ctx context.Context, cfg *config.Config, db store.Store, launched map[string]*backends.PluginBackend, logger *slog.Logger) (*gateway.Options, error) {
+	opts := &gateway.Options{
+		Store:                db,
+		Profiles:             map[string]*gateway.Profile{},
+		DefaultProfile:       cfg.CMP.DefaultProfile,
+		MessageTimeTolerance: cfg.CMP.MessageTimeTolerance,
+		TransactionTimeout:   cfg.CMP.TransactionTimeout,
+		Logger:               logger,
+		TrustedRoots:         x509.NewCertPool(),
+		Intermediates:        x509.NewCertPool(),
+	}
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		loaded, err := p.LoadMACSecrets()
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: %w", p.Name, err)
+		}
+		secrets := map[string][]byte{}
+		for _, secret := range loaded {
+			secrets[secret.Reference] = secret.Secret
+		}
+		keyTypes := map[string]bool{}
+		for _, keyType := range p.KeyTypes {
+			keyTypes[keyType] = true
+		}
+		opts.Profiles[p.Name] = &gateway.Profile{
+			Name: p.Name, Backend: launched[p.Backend], BackendName: p.Backend,
+			Validity: p.Validity, KeyTypes: keyTypes, ImplicitConfirm: p.ImplicitConfirm, RequireSubject: p.RequireSubject,
+			SAN: gateway.SANPolicy{
+				AllowDNS: p.SAN.AllowDNS, AllowIP: p.SAN.AllowIP, AllowEmail: p.SAN.AllowEmail,
+				AllowURI: p.SAN.AllowURI, DNSSuffixes: p.SAN.DNSSuffixes,
+			},
+			MACSecrets: secrets,
+		}
+	}
+
+	// Certificates issued by the gateway's own CAs may sign later requests (cr, kur, rr),
+	// so every backend's chain is trusted in addition to the configured roots.
+	for name, backend := range launched {
+		chain, err := backend.CAChain(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: reading its CA chain: %w", name, err)
+		}
+		if len(chain) > 0 {
+			opts.TrustedRoots.AddCert(chain[len(chain)-1])
+			for _, cert := range chain[:len(chain)-1] {
+				opts.Intermediates.AddCert(cert)
+			}
+		}
+	}
+	for _, file := range cfg.CMP.TrustedRootsFiles {
+		if err := addPEMFile(opts.TrustedRoots, file); err != nil {
+			return nil, fmt.Errorf("cmp.trusted_roots_files: %w", err)
+		}
+	}
+	for _, file := range cfg.CMP.IntermediateFiles {
+		if err := addPEMFile(opts.Intermediates, file); err != nil {
+			return nil, fmt.Errorf("cmp.intermediate_files: %w", err)
+		}
+	}
+
+	responder, err := loadResponder(ctx, cfg, opts.Profiles[cfg.CMP.DefaultProfile], logger)
+	if err != nil {
+		return nil, err
+	}
+	opts.Responder = responder
+	return opts, nil
+}
+
+func addPEMFile(pool *x509.CertPool, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s: no PEM certificate found", file)
+	}
+	return nil
+}
+
+// logFirstEnrollment tells the operator how to enroll against the default profile. It
+// names the secret file, never the secret.
+func logFirstEnrollment(logger *slog.Logger, cfg *config.Config, address string) {
+	for _, p := range cfg.Profiles {
+		if p.Name != cfg.CMP.DefaultProfile || len(p.MACSecrets) == 0 {
+			continue
+		}
+		secret := p.MACSecrets[0]
+		file := secret.SecretFile
+		command := []string{"openssl cmp -cmd ir", "-server " + address, "-path .well-known/cmp"}
+		if secret.Reference != "" {
+			command = append(command, "-ref "+secret.Reference)
+		}
+		command = append(command, "-secret file:"+file, "-newkey ee.key -subject /CN=device1 -recipient /CN=certgate -certout ee.crt")
+		logger.Info("enroll with a MAC secret", "profile", p.Name, "secret_file", file, "command", strings.Join(command, " "))
+		return
+	}
+}
+
+var errNoResponderBackend = errors.New("the default profile has no backend to issue the CMP responder certificate")
