@@ -27,6 +27,8 @@ type CA struct {
 	// PendingPolls is how many times Issue and Poll answer "pending" before a request is
 	// issued. Zero issues at once.
 	PendingPolls int
+	// Delay is added to every Issue call, to make a slow CA.
+	Delay time.Duration
 
 	mu      sync.Mutex
 	pending map[string]*pendingIssue // by poll reference
@@ -92,6 +94,9 @@ func (c *CA) Capabilities(context.Context) (backends.Capabilities, error) {
 // Issue implements backends.Backend.
 func (c *CA) Issue(ctx context.Context, req *backends.IssueRequest) (*backends.IssueResult, error) {
 	c.count("Issue")
+	if c.Delay > 0 {
+		time.Sleep(c.Delay)
+	}
 	if c.PendingPolls > 0 {
 		reference := fmt.Sprintf("poll-%x", req.TransactionID)
 		c.mu.Lock()

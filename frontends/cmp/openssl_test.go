@@ -40,6 +40,7 @@ type fixture struct {
 	dir    string
 	ca     *backendtest.CA
 	store  *store.SQLite
+	router *gateway.Router
 	server *httptest.Server
 	url    string // host:port
 	root   string // PEM file of the CA root
@@ -100,6 +101,7 @@ func newFixture(t *testing.T, configure func(*gateway.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.router = router
 	f.server = httptest.NewServer(&Handler{Router: router, MaxBodyBytes: 64 << 10, Logger: opts.Logger})
 	t.Cleanup(f.server.Close)
 	f.url = strings.TrimPrefix(f.server.URL, "http://")
