@@ -39,6 +39,7 @@ type Config struct {
 	DataDir  string    `yaml:"data_dir"`
 	Log      Log       `yaml:"log"`
 	HTTP     HTTP      `yaml:"http"`
+	TCP      TCP       `yaml:"tcp"`
 	CMP      CMP       `yaml:"cmp"`
 	Backends []Backend `yaml:"backends"`
 	Profiles []Profile `yaml:"profiles"`
@@ -57,6 +58,18 @@ type HTTP struct {
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+}
+
+// TCP is the configuration of CMP over raw TCP: the RFC 2510 framing, the version-10
+// framing of the CMP transport draft, and HTTP, told apart on one port.
+type TCP struct {
+	Listen                  []string      `yaml:"listen"`  // host:port; empty turns TCP off
+	Profile                 string        `yaml:"profile"` // profile of framed requests; "" is cmp.default_profile
+	MaxMessageBytes         int           `yaml:"max_message_bytes"`
+	ReadTimeout             time.Duration `yaml:"read_timeout"`
+	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	MaxConnectionsPerClient int           `yaml:"max_connections_per_client"`
+	PollAfter               time.Duration `yaml:"poll_after"`
 }
 
 // CMP is the configuration of the CMP server that is common to all profiles.

@@ -56,6 +56,7 @@ func (c *Config) Validate() error {
 	}
 	v.checkLog(&c.Log)
 	v.checkHTTP(&c.HTTP)
+	v.checkTCP(&c.TCP, c.Profiles)
 	v.checkCMP(&c.CMP, c.Profiles)
 
 	if len(c.Backends) == 0 {
@@ -112,17 +113,29 @@ func (v *validator) checkHTTP(h *HTTP) {
 	if len(h.Listen) == 0 {
 		v.add("http.listen", "has no address; add at least one host:port, such as 127.0.0.1:8080")
 	}
-	seen := make(map[string]int, len(h.Listen))
-	for i, addr := range h.Listen {
-		key := fmt.Sprintf("http.listen[%d]", i)
+	v.checkListen("http.listen", h.Listen)
+
+	if h.MaxRequestBytes < minRequestBytes || h.MaxRequestBytes > maxRequestBytes {
+		v.addf("http.max_request_bytes", "%d is outside the range %d to %d", h.MaxRequestBytes, minRequestBytes, maxRequestBytes)
+	}
+	v.checkPositive("http.read_timeout", h.ReadTimeout, "30s")
+	v.checkPositive("http.write_timeout", h.WriteTimeout, "30s")
+	v.checkPositive("http.idle_timeout", h.IdleTimeout, "120s")
+}
+
+// checkListen checks a list of host:port listen addresses under key.
+func (v *validator) checkListen(key string, addresses []string) {
+	seen := make(map[string]int, len(addresses))
+	for i, addr := range addresses {
+		itemKey := fmt.Sprintf("%s[%d]", key, i)
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			v.addf(key, "%q is not host:port (%v); write it as 127.0.0.1:8080, [::1]:8080 or :8080", addr, err)
+			v.addf(itemKey, "%q is not host:port (%v); write it as 127.0.0.1:8080, [::1]:8080 or :8080", addr, err)
 			continue
 		}
 		n, err := strconv.ParseUint(port, 10, 16)
 		if err != nil {
-			v.addf(key, "port %q of %q is not a number from 0 to 65535", port, addr)
+			v.addf(itemKey, "port %q of %q is not a number from 0 to 65535", port, addr)
 			continue
 		}
 		// Port 0 picks a free port each time, so it may appear more than once.
@@ -131,18 +144,28 @@ func (v *validator) checkHTTP(h *HTTP) {
 		}
 		normalized := net.JoinHostPort(host, strconv.FormatUint(n, 10))
 		if first, dup := seen[normalized]; dup {
-			v.addf(key, "%q is already listed at http.listen[%d]; remove one of them", addr, first)
+			v.addf(itemKey, "%q is already listed at %s[%d]; remove one of them", addr, key, first)
 			continue
 		}
 		seen[normalized] = i
 	}
+}
 
-	if h.MaxRequestBytes < minRequestBytes || h.MaxRequestBytes > maxRequestBytes {
-		v.addf("http.max_request_bytes", "%d is outside the range %d to %d", h.MaxRequestBytes, minRequestBytes, maxRequestBytes)
+// checkTCP checks the raw TCP transfer. An empty listen list turns it off.
+func (v *validator) checkTCP(t *TCP, profiles []Profile) {
+	v.checkListen("tcp.listen", t.Listen)
+	if t.Profile != "" && !slices.ContainsFunc(profiles, func(p Profile) bool { return p.Name == t.Profile }) {
+		v.addf("tcp.profile", "%q is not a configured profile; configured: %s", t.Profile, profileNameList(profiles))
 	}
-	v.checkPositive("http.read_timeout", h.ReadTimeout, "30s")
-	v.checkPositive("http.write_timeout", h.WriteTimeout, "30s")
-	v.checkPositive("http.idle_timeout", h.IdleTimeout, "120s")
+	if t.MaxMessageBytes < minRequestBytes || t.MaxMessageBytes > maxRequestBytes {
+		v.addf("tcp.max_message_bytes", "%d is outside the range %d to %d", t.MaxMessageBytes, minRequestBytes, maxRequestBytes)
+	}
+	v.checkPositive("tcp.read_timeout", t.ReadTimeout, "30s")
+	v.checkPositive("tcp.idle_timeout", t.IdleTimeout, "120s")
+	v.checkPositive("tcp.poll_after", t.PollAfter, "5s")
+	if t.MaxConnectionsPerClient < 1 || t.MaxConnectionsPerClient > 10000 {
+		v.addf("tcp.max_connections_per_client", "%d is outside the range 1 to 10000", t.MaxConnectionsPerClient)
+	}
 }
 
 func (v *validator) checkCMP(c *CMP, profiles []Profile) {

@@ -3,6 +3,7 @@
 //	certgate serve [--config FILE]   run the gateway; without --config, on embedded defaults
 //	certgate config default          print the embedded default configuration
 //	certgate config check FILE       validate a configuration file
+//	certgate cmp ir|cr|kur|p10cr|rr|genm  CMP client over HTTP or raw TCP
 //	certgate plugin softca           serve the built-in software CA plugin (run by serve)
 //
 // Built-in backends run out of process: serve starts this same executable with the
@@ -34,7 +35,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newConfigCommand(), newPluginCommand())
+	root.AddCommand(newServeCommand(), newConfigCommand(), newCMPCommand(), newPluginCommand())
 	return root
 }
 
@@ -44,14 +45,15 @@ func newServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the gateway",
 		Long: "Run the gateway. Without --config it runs on the embedded defaults: CMP over HTTP on\n" +
-			"127.0.0.1:8080, a software CA and its database in ./certgate-data.",
+			"127.0.0.1:8080, CMP over TCP on 127.0.0.1:829 (when it may bind that port), a software CA\n" +
+			"and its database in ./certgate-data.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(configFile)
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cfg, configFile == "")
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "YAML configuration file (default: the embedded defaults)")

@@ -34,8 +34,9 @@ func newLogger(cfg config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, options))
 }
 
-// serve runs the gateway until SIGINT or SIGTERM.
-func serve(parent context.Context, cfg *config.Config) error {
+// serve runs the gateway until SIGINT or SIGTERM. embedded reports that cfg is the
+// embedded default configuration, on which an unbindable TCP port is only a warning.
+func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 	start := time.Now()
 	logger := newLogger(cfg.Log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +92,27 @@ func serve(parent context.Context, cfg *config.Config) error {
 			"url", "http://"+listener.Addr().String()+cmpfrontend.WellKnownPath)
 		go func() { serveErrors <- server.Serve(listener) }()
 	}
+	tcpListeners, err := listenTCP(cfg.TCP.Listen, embedded, logger)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	tcpServer := &cmpfrontend.TCPServer{
+		Router: router, Profile: cfg.TCP.Profile, HTTP: server.Handler,
+		MaxMessageBytes: cfg.TCP.MaxMessageBytes, ReadTimeout: cfg.TCP.ReadTimeout, IdleTimeout: cfg.TCP.IdleTimeout,
+		MaxConnsPerClient: cfg.TCP.MaxConnectionsPerClient, SyncWait: cfg.TCP.PollAfter, Logger: logger,
+	}
+	for _, listener := range tcpListeners {
+		logger.Info("CMP over TCP listening", "address", listener.Addr().String(), "framings", "rfc2510, tcp-v10, http")
+		go func() {
+			if err := tcpServer.Serve(listener); err != nil && !errors.Is(err, net.ErrClosed) {
+				serveErrors <- err
+			}
+		}()
+		defer listener.Close()
+	}
 	go deleteExpired(ctx, db, logger)
 
 	logger.Info("certgate ready", "startup", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
@@ -135,6 +157,34 @@ func listen(addresses []string) ([]net.Listener, error) {
 			return nil, fmt.Errorf("cannot listen on %s: %w; change http.listen in the configuration file", address, err)
 		}
 		listeners = append(listeners, listener)
+	}
+	return listeners, nil
+}
+
+// listenTCP opens the CMP TCP listeners. A port that cannot be bound stops the start,
+// except on the embedded defaults, where port 829 needs privileges that a user trying
+// certgate may not have.
+func listenTCP(addresses []string, embedded bool, logger *slog.Logger) ([]net.Listener, error) {
+	var listeners []net.Listener
+	for _, address := range addresses {
+		listener, err := net.Listen("tcp", address)
+		if err == nil {
+			listeners = append(listeners, listener)
+			continue
+		}
+		why := "the port is in use or the address is not local"
+		if errors.Is(err, syscall.EACCES) {
+			why = "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+		}
+		if embedded {
+			logger.Warn("CMP over TCP is off: cannot listen", "address", address, "reason", why, "error", err,
+				"fix", "run with a configuration file whose tcp.listen names another port, or grant the privilege")
+			continue
+		}
+		for _, l := range listeners {
+			l.Close()
+		}
+		return nil, fmt.Errorf("cannot listen for CMP over TCP on %s (%s): %w; change tcp.listen in the configuration file", address, why, err)
 	}
 	return listeners, nil
 }

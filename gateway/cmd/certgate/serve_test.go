@@ -22,6 +22,7 @@ type gatewayProcess struct {
 	dir     string
 	dataDir string
 	address string
+	tcp     string
 	logs    chan map[string]any
 	ready   bool
 }
@@ -46,7 +47,7 @@ func startGateway(t *testing.T, binary string) *gatewayProcess {
 	}
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "certgate.yaml")
-	config := "data_dir: data\nlog: {level: info, format: json}\nhttp: {listen: [\"127.0.0.1:0\"]}\n"
+	config := "data_dir: data\nlog: {level: info, format: json}\nhttp: {listen: [\"127.0.0.1:0\"]}\ntcp: {listen: [\"127.0.0.1:0\"]}\n"
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +73,9 @@ func startGateway(t *testing.T, binary string) *gatewayProcess {
 		case entry := <-g.logs:
 			if entry["msg"] == "CMP over HTTP listening" {
 				g.address, _ = entry["address"].(string)
+			}
+			if entry["msg"] == "CMP over TCP listening" {
+				g.tcp, _ = entry["address"].(string)
 			}
 			if entry["msg"] == "certgate ready" {
 				g.ready = true
@@ -178,5 +182,53 @@ func TestServeEnrollsWithOpenSSL(t *testing.T) {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("plugin process %d still runs after the gateway stopped", pid)
 		}
+	}
+}
+
+func TestCMPCommandOverEveryTransport(t *testing.T) {
+	binary := buildCertgate(t)
+	g := startGateway(t, binary)
+	if g.tcp == "" {
+		t.Fatal("certgate logged no TCP listener")
+	}
+	secret := filepath.Join(g.dataDir, "secrets", "cmp-default.secret")
+	root := filepath.Join(g.dataDir, "softca", "root.crt")
+	issuing := filepath.Join(g.dataDir, "softca", "issuing.crt")
+	key := filepath.Join(g.dir, "client.key")
+	if out, err := exec.Command("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key).CombinedOutput(); err != nil {
+		t.Fatalf("openssl genpkey: %v\n%s", err, out)
+	}
+	servers := map[string]string{
+		"http":             "http://" + g.address + "/.well-known/cmp",
+		"rfc2510":          "tcp://" + g.tcp,
+		"tcp-v10":          "tcp10://" + g.tcp,
+		"http-on-tcp-port": "http://" + g.tcp + "/.well-known/cmp",
+	}
+	for name, server := range servers {
+		t.Run(name, func(t *testing.T) {
+			certFile := filepath.Join(g.dir, name+".crt")
+			out, err := exec.Command(binary, "cmp", "ir", "--server", server, "--ref", "default", "--secret-file", secret,
+				"--newkey", key, "--subject", "/CN="+name+"/O=certgate test", "--out", certFile).CombinedOutput()
+			if err != nil {
+				t.Fatalf("certgate cmp ir: %v\n%s", err, out)
+			}
+			if out, err := exec.Command("openssl", "verify", "-CAfile", root, "-untrusted", issuing, certFile).CombinedOutput(); err != nil {
+				t.Fatalf("openssl verify: %v\n%s", err, out)
+			}
+			chain := filepath.Join(g.dir, name+"-chain.pem")
+			certPEM, _ := os.ReadFile(certFile)
+			issuingPEM, _ := os.ReadFile(issuing)
+			os.WriteFile(chain, append(certPEM, issuingPEM...), 0o600)
+			out, err = exec.Command(binary, "cmp", "rr", "--server", server, "--cert", chain, "--key", key, "--trusted", root,
+				"--oldcert", certFile, "--reason", "4").CombinedOutput()
+			if err != nil {
+				t.Fatalf("certgate cmp rr: %v\n%s", err, out)
+			}
+			out, err = exec.Command(binary, "cmp", "genm", "--server", server, "--ref", "default", "--secret-file", secret,
+				"--infotype", "caCerts,signKeyPairTypes").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "certgate Issuing CA") {
+				t.Fatalf("certgate cmp genm: %v\n%s", err, out)
+			}
+		})
 	}
 }
