@@ -330,3 +330,13 @@ func (r *Router) TransportError(detail string) []byte {
 	out, _ := m.Bytes()
 	return out
 }
+
+// CRL returns the current DER CRL of the profile's backend; "" names the default
+// profile.
+func (r *Router) CRL(ctx context.Context, profileName string) ([]byte, error) {
+	profile, ok := r.Profile(profileName)
+	if !ok {
+		return nil, fmt.Errorf("gateway: profile %q is not configured", profileName)
+	}
+	return profile.Backend.CRL(ctx)
+}

@@ -73,8 +73,9 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 	}
 
 	cmpHandler := &cmpfrontend.Handler{Router: router, MaxBodyBytes: cfg.HTTP.MaxRequestBytes, Logger: logger}
+	crlHandler := &cmpfrontend.CRLHandler{Router: router, Logger: logger}
 	server := &http.Server{
-		Handler:           routes(cmpHandler),
+		Handler:           routes(cmpHandler, crlHandler),
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -134,13 +135,16 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 // routes dispatches by path prefix. http.ServeMux is not used because it answers paths
 // with repeated slashes with a redirect, which CMP clients do not follow for POST, while
 // RFC 3986 makes "/.well-known/cmp////" the same resource.
-func routes(cmpHandler http.Handler) http.Handler {
+func routes(cmpHandler, crlHandler http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, cmpfrontend.WellKnownPath) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, cmpfrontend.WellKnownPath):
 			cmpHandler.ServeHTTP(w, r)
-			return
+		case r.URL.Path == cmpfrontend.CRLPath || strings.HasPrefix(r.URL.Path, cmpfrontend.CRLPath+"/"):
+			crlHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
 		}
-		http.NotFound(w, r)
 	})
 }
 
