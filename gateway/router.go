@@ -193,6 +193,8 @@ func (r *Router) process(ctx context.Context, req *request) *cmp.Message {
 		body, err = r.general(ctx, req)
 	case cmp.BodyError:
 		body, err = r.clientError(ctx, req)
+	case cmp.BodyNested:
+		body, err = r.nested(ctx, req)
 	default:
 		err = reject(cmp.FailBadRequest, "%s messages are not supported", req.msg.Body.Type)
 	}
@@ -339,4 +341,26 @@ func (r *Router) CRL(ctx context.Context, profileName string) ([]byte, error) {
 		return nil, fmt.Errorf("gateway: profile %q is not configured", profileName)
 	}
 	return profile.Backend.CRL(ctx)
+}
+
+// nested handles a nested message (RFC 9483 section 5.2.2): an RA that added its own
+// protection around one request, or batched several. The outer protection was verified
+// like any request's; each inner message is then processed as if it had arrived alone,
+// with its own protection checked, so wrapping a request grants it nothing. The
+// answers go back in one nested response, in order.
+func (r *Router) nested(ctx context.Context, req *request) (*cmp.Body, error) {
+	for i, inner := range req.msg.Body.Nested {
+		innerMsg, err := cmp.ParseMessage(inner)
+		if err != nil {
+			return nil, err
+		}
+		if innerMsg.Body.Type == cmp.BodyNested {
+			return nil, reject(cmp.FailBadRequest, "inner message %d is nested again; one level of nesting is supported", i)
+		}
+	}
+	responses := make([][]byte, 0, len(req.msg.Body.Nested))
+	for _, inner := range req.msg.Body.Nested {
+		responses = append(responses, r.Handle(ctx, req.origin, inner))
+	}
+	return &cmp.Body{Type: cmp.BodyNested, Nested: responses}, nil
 }
