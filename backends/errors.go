@@ -3,6 +3,7 @@ package backends
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Category classifies a backend failure. It crosses the plugin boundary as the
@@ -49,6 +50,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	// A cause that already carries the detail, as errors decoded from a plugin do, is
+	// printed alone so that the text does not appear twice.
+	if e.Err != nil && strings.Contains(e.Err.Error(), e.Detail) {
+		return fmt.Sprintf("backends: %s: %v", e.Category, e.Err)
+	}
 	if e.Err != nil {
 		return fmt.Sprintf("backends: %s: %s: %v", e.Category, e.Detail, e.Err)
 	}

@@ -77,8 +77,12 @@ func (r *Router) revoke(ctx context.Context, req *request) (*cmp.Body, error) {
 	if err := r.opts.Store.SetCertificateStatus(backendCtx, t.RawIssuer, t.SerialNumber, newStatus, reason, at); err != nil {
 		return nil, err
 	}
-	r.log.Info("certificate revocation state changed", keySerial, t.SerialNumber.Text(16), "reason", reason,
-		"status", string(newStatus), keyRequester, req.requester.Identity)
+	stateText := string(newStatus)
+	if newStatus == store.CertConfirmed {
+		stateText = "valid again (released from hold)"
+	}
+	r.log.Info("certificate revocation state changed", keySerial, t.SerialNumber.Text(16), "reason_code", reason,
+		"status", stateText, keyRequester, req.requester.Identity)
 	return &cmp.Body{Type: cmp.BodyRP, RevRep: &cmp.RevRepContent{
 		Status:  []cmp.StatusInfo{{Status: cmp.StatusAccepted}},
 		RevCert: []cmp.CertID{{Issuer: cmp.DirectoryNameOf(t.RawIssuer), SerialNumber: t.SerialNumber}},

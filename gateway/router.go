@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/certgate/certgate/backends"
@@ -312,7 +313,7 @@ func (r *Router) logRequest(req *request, resp *cmp.Message, start time.Time) {
 	if resp.Body.Type == cmp.BodyError {
 		level = slog.LevelWarn
 		status := resp.Body.Error.Status
-		attrs = append(attrs, keyFailInfo, status.FailInfo.String(), keyDetail, status.StatusString)
+		attrs = append(attrs, keyFailInfo, status.FailInfo.String(), keyDetail, strings.Join(status.StatusString, "; "))
 		if req.failure != nil && req.failure.Err != nil {
 			attrs = append(attrs, keyError, req.failure.Err)
 		}

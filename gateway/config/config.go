@@ -295,7 +295,7 @@ func describeDecodeError(err error) error {
 			section, known = sectionOfType[m[3]]
 		}
 		if !known {
-			problems = append(problems, errors.New(msg))
+			problems = append(problems, errors.New(msg+typeHint(msg)))
 			continue
 		}
 		problems = append(problems, fmt.Errorf(
@@ -303,6 +303,22 @@ func describeDecodeError(err error) error {
 			m[1], m[2], section))
 	}
 	return errors.Join(problems...)
+}
+
+// typeHint returns advice for a YAML value of the wrong type, whose message from
+// yaml.v3 names the Go type but not the expected YAML form.
+func typeHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "into time.Duration"):
+		return "; write a duration with its unit, such as 30s, 10m or 8760h"
+	case strings.Contains(msg, "into []string"):
+		return `; write a list, such as ["127.0.0.1:8080"]`
+	case strings.Contains(msg, "into int") || strings.Contains(msg, "into uint"):
+		return "; write a whole number"
+	case strings.Contains(msg, "into bool"):
+		return "; write true or false"
+	}
+	return ""
 }
 
 // resolvePaths makes every relative path absolute: secret files against DataDir,

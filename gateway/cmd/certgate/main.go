@@ -14,6 +14,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -83,8 +84,18 @@ func newConfigCommand() *cobra.Command {
 		Short: "Validate a configuration file and report every problem",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := config.Load(args[0]); err != nil {
+			cfg, err := config.Load(args[0])
+			if err != nil {
 				return err
+			}
+			// Built-in plugins are known here, so their settings are checked too;
+			// an external plugin checks its own when it starts.
+			for i, backend := range cfg.Backends {
+				if name, ok := backend.Builtin(); ok && name == "softca" {
+					if _, err := softca.ParseConfig(filepath.Join(cfg.DataDir, backend.Name), backend.Config); err != nil {
+						return fmt.Errorf("backends[%d].config: %w", i, err)
+					}
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
 			return nil

@@ -331,7 +331,8 @@ func logFirstEnrollment(logger *slog.Logger, cfg *config.Config, address string)
 		if secret.Reference != "" {
 			command = append(command, "-ref "+secret.Reference)
 		}
-		command = append(command, "-secret file:"+file, "-newkey ee.key -subject /CN=device1 -recipient /CN=certgate -certout ee.crt")
+		command = append(command, "-secret file:"+file, "-trusted "+filepath.Join(cfg.DataDir, p.Backend, "root.crt"),
+			"-newkey device1.key -subject /CN=device1 -recipient /CN=certgate -certout device1.crt")
 		logger.Info("enroll with a MAC secret", "profile", p.Name, "secret_file", file, "command", strings.Join(command, " "))
 		return
 	}
