@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"strings"
 	"time"
 
@@ -364,4 +365,43 @@ func (r *Router) nested(ctx context.Context, req *request) (*cmp.Body, error) {
 		responses = append(responses, r.Handle(ctx, req.origin, inner))
 	}
 	return &cmp.Body{Type: cmp.BodyNested, Nested: responses}, nil
+}
+
+// Process runs a CMP request that a frontend built itself after authenticating the
+// client in its own protocol (SCEP, EST, ACME). origin.Verified must be set, the message
+// needs no protection, and the response comes back as a message, unprotected and not
+// encoded, for the frontend to translate.
+func (r *Router) Process(ctx context.Context, origin Origin, msg *cmp.Message) (*cmp.Message, error) {
+	if origin.Verified == nil {
+		return nil, errors.New("gateway: Process needs an origin whose requester the frontend verified")
+	}
+	profile, ok := r.Profile(origin.Profile)
+	if !ok {
+		return nil, fmt.Errorf("gateway: profile %q is not configured", origin.Profile)
+	}
+	start := r.now()
+	req := &request{origin: origin, profile: profile, msg: msg, responseNonce: make([]byte, 16)}
+	rand.Read(req.responseNonce)
+	resp := r.process(ctx, req)
+	r.logRequest(req, resp, start)
+	return resp, nil
+}
+
+// Certificate returns an issued certificate by issuer and serial number, or
+// store.ErrNotFound.
+func (r *Router) Certificate(ctx context.Context, rawIssuer []byte, serial *big.Int) (*x509.Certificate, error) {
+	record, err := r.opts.Store.Certificate(ctx, rawIssuer, serial)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(record.DER)
+}
+
+// CAChain returns the CA chain of a profile's backend, issuing CA first.
+func (r *Router) CAChain(ctx context.Context, profileName string) ([]*x509.Certificate, error) {
+	profile, ok := r.Profile(profileName)
+	if !ok {
+		return nil, fmt.Errorf("gateway: profile %q is not configured", profileName)
+	}
+	return profile.Backend.CAChain(ctx)
 }
