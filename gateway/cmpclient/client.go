@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/certgate/certgate/gateway/cmp"
@@ -59,12 +60,21 @@ type Result struct {
 // EnrollRequest describes an ir, cr or kur. Key is the new key pair; Subject and
 // Extensions fill the certificate template. A kur names OldCert, and the Client's
 // Signer must hold OldCert's key.
+//
+// An RA that vouches for a request it checked itself leaves Key nil and sets
+// PublicKey (a DER SubjectPublicKeyInfo) and RawSubject instead; the request then
+// carries raVerified as proof of possession (RFC 9483 section 5.2.3.2).
 type EnrollRequest struct {
 	Type       cmp.BodyType // cmp.BodyIR, cmp.BodyCR or cmp.BodyKUR
 	Key        crypto.Signer
 	Subject    pkix.Name
 	Extensions []pkix.Extension
 	OldCert    *x509.Certificate
+
+	PublicKey  []byte    // with a nil Key: the key to certify
+	RawSubject []byte    // DER Name; overrides Subject
+	NotBefore  time.Time // requested validity; zero leaves it to the CA
+	NotAfter   time.Time
 }
 
 // transaction carries the header values of one CMP transaction.
@@ -85,12 +95,20 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Result, error)
 	if req.Type != cmp.BodyIR && req.Type != cmp.BodyCR && req.Type != cmp.BodyKUR {
 		return nil, fmt.Errorf("cmpclient: %s is not an enrollment request type", req.Type)
 	}
-	spki, err := x509.MarshalPKIXPublicKey(req.Key.Public())
-	if err != nil {
-		return nil, err
+	spki := req.PublicKey
+	var err error
+	if req.Key != nil {
+		if spki, err = x509.MarshalPKIXPublicKey(req.Key.Public()); err != nil {
+			return nil, err
+		}
+	} else if spki == nil {
+		return nil, errors.New("cmpclient: an enrollment needs Key or PublicKey")
 	}
-	crm := cmp.CertReqMsg{CertReqID: 0, Template: cmp.CertTemplate{RawPublicKey: spki, Extensions: req.Extensions}}
-	if subject := req.Subject.ToRDNSequence(); len(subject) > 0 {
+	crm := cmp.CertReqMsg{CertReqID: 0, Template: cmp.CertTemplate{
+		RawPublicKey: spki, Extensions: req.Extensions, RawSubject: req.RawSubject,
+		NotBefore: req.NotBefore, NotAfter: req.NotAfter,
+	}}
+	if subject := req.Subject.ToRDNSequence(); len(subject) > 0 && crm.Template.RawSubject == nil {
 		if crm.Template.RawSubject, err = asn1.Marshal(subject); err != nil {
 			return nil, err
 		}
@@ -107,6 +125,10 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Result, error)
 	}
 	if crm.RawCertReq, err = crm.EncodeCertRequest(); err != nil {
 		return nil, err
+	}
+	if req.Key == nil {
+		crm.POP = &cmp.ProofOfPossession{Type: cmp.POPRAVerified}
+		return c.enroll(ctx, &cmp.Body{Type: req.Type, CertReqs: []cmp.CertReqMsg{crm}}, 0)
 	}
 	alg, h, err := cmp.SignatureAlgorithmFor(req.Key.Public())
 	if err != nil {
@@ -215,8 +237,13 @@ func certificateHash(cert *x509.Certificate) crypto.Hash {
 
 // Revoke sends an rr for cert with a CRLReason code (RFC 5280 section 5.3.1).
 func (c *Client) Revoke(ctx context.Context, cert *x509.Certificate, reason int) error {
-	serial := cert.SerialNumber
-	details := cmp.RevDetails{CertDetails: cmp.CertTemplate{RawIssuer: cert.RawIssuer, SerialNumber: serial}}
+	return c.RevokeSerial(ctx, cert.RawIssuer, cert.SerialNumber, reason)
+}
+
+// RevokeSerial sends an rr for the certificate with this DER issuer Name and serial
+// number.
+func (c *Client) RevokeSerial(ctx context.Context, rawIssuer []byte, serial *big.Int, reason int) error {
+	details := cmp.RevDetails{CertDetails: cmp.CertTemplate{RawIssuer: rawIssuer, SerialNumber: serial}}
 	reasonValue, err := asn1.Marshal(asn1.Enumerated(reason))
 	if err != nil {
 		return err
