@@ -184,7 +184,7 @@ func (r *Router) verifyPOP(req *request, crm *cmp.CertReqMsg) error {
 	}
 	switch pop.Type {
 	case cmp.POPRAVerified:
-		if req.origin.Verified == nil {
+		if req.origin.Verified == nil && !req.profile.TrustedRAs[req.requester.Identity] {
 			return reject(cmp.FailBadPOP, "raVerified is accepted only from a registration authority")
 		}
 		return nil

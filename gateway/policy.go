@@ -35,6 +35,11 @@ type Profile struct {
 	// MACSecrets maps a senderKID, as text, to its shared secret. The key "" matches
 	// requests that carry no senderKID.
 	MACSecrets map[string][]byte
+
+	// TrustedRAs lists the requester identities, as the router logs them ("mac:<ref>"
+	// for a MAC reference, the certificate subject for a signature), whose requests may
+	// carry raVerified instead of their own proof of possession.
+	TrustedRAs map[string]bool
 }
 
 // SANPolicy limits the subjectAltName entries of a request.

@@ -129,6 +129,9 @@ type Profile struct {
 	RequireSubject  bool              `yaml:"require_subject"`
 	SAN             SAN               `yaml:"san"`
 	MACSecrets      []MACSecretConfig `yaml:"mac_secrets"`
+	// TrustedRAs are requester identities whose requests may carry raVerified:
+	// "mac:<reference>" or a certificate subject as RFC 4514 text.
+	TrustedRAs []string `yaml:"trusted_ras"`
 }
 
 // SAN is the subject alternative name policy of a profile.

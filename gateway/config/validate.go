@@ -39,7 +39,7 @@ var knownKeyTypes = []string{"ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048
 
 // knownBuiltins are the backends compiled into certgate, selected with
 // "builtin:<name>".
-var knownBuiltins = []string{"softca"}
+var knownBuiltins = []string{"softca", "upstream-cmp"}
 
 var (
 	backendNamePattern = regexp.MustCompile(`^[a-z0-9-]+$`)
@@ -278,6 +278,11 @@ func (v *validator) checkProfile(i int, p *Profile, names map[string]int, backen
 	v.checkKeyTypes(key, p.KeyTypes)
 	v.checkSAN(key+".san", &p.SAN)
 	v.checkMACSecrets(key, p.MACSecrets)
+	for k, ra := range p.TrustedRAs {
+		if strings.TrimSpace(ra) == "" {
+			v.addf(fmt.Sprintf("%s.trusted_ras[%d]", key, k), "is empty; write mac:<reference> or a certificate subject such as CN=RA 1,O=Example")
+		}
+	}
 }
 
 func (v *validator) checkKeyTypes(profileKey string, keyTypes []string) {

@@ -125,7 +125,7 @@ func TestValidateProblems(t *testing.T) {
 		{"backend name empty", func(c *Config) { c.Backends[1].Name = "" }, "backends[1].name", "is empty", []string{"profiles[1].backend"}},
 		{"backend name uppercase", func(c *Config) { c.Backends[1].Name = "External"; c.Profiles[1].Backend = "External" }, "backends[1].name", `"External" contains characters other than lowercase letters`, nil},
 		{"backend name duplicate", func(c *Config) { c.Backends[1].Name = "softca" }, "backends[1].name", `"softca" is already used by backends[0]`, []string{"profiles[1].backend"}},
-		{"plugin empty", func(c *Config) { c.Backends[1].Plugin = "" }, "backends[1].plugin", "is empty; set builtin:<name> (built-ins: softca)", nil},
+		{"plugin empty", func(c *Config) { c.Backends[1].Plugin = "" }, "backends[1].plugin", "is empty; set builtin:<name> (built-ins: softca, upstream-cmp)", nil},
 		{"unknown built-in", func(c *Config) { c.Backends[0].Plugin = "builtin:hsm" }, "backends[0].plugin", `"builtin:hsm" is not a built-in backend; built-ins: softca`, nil},
 		{"built-in with sha256", func(c *Config) { c.Backends[0].SHA256 = strings.Repeat("ab", 32) }, "backends[0].sha256", "is set for a built-in backend", nil},
 		{"built-in with args", func(c *Config) { c.Backends[0].Args = []string{"-v"} }, "backends[0].args", "is set for a built-in backend", nil},

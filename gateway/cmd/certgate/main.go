@@ -91,10 +91,16 @@ func newConfigCommand() *cobra.Command {
 			// Built-in plugins are known here, so their settings are checked too;
 			// an external plugin checks its own when it starts.
 			for i, backend := range cfg.Backends {
-				if name, ok := backend.Builtin(); ok && name == "softca" {
-					if _, err := softca.ParseConfig(filepath.Join(cfg.DataDir, backend.Name), backend.Config); err != nil {
-						return fmt.Errorf("backends[%d].config: %w", i, err)
-					}
+				name, ok := backend.Builtin()
+				var err error
+				switch {
+				case ok && name == "softca":
+					_, err = softca.ParseConfig(filepath.Join(cfg.DataDir, backend.Name), backend.Config)
+				case ok && name == "upstream-cmp":
+					_, err = parseUpstreamConfig(filepath.Join(cfg.DataDir, backend.Name), backend.Config)
+				}
+				if err != nil {
+					return fmt.Errorf("backends[%d].config: %w", i, err)
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])

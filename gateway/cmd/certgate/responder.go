@@ -141,28 +141,9 @@ func writeFile(path string, data []byte) error {
 
 // readResponder loads a PEM certificate chain (responder first) and its private key.
 func readResponder(certFile, keyFile string) (*gateway.Responder, error) {
-	certPEM, err := os.ReadFile(certFile)
+	chain, err := readCertificates(certFile)
 	if err != nil {
 		return nil, err
-	}
-	var chain []*x509.Certificate
-	for rest := certPEM; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", certFile, err)
-		}
-		chain = append(chain, cert)
-	}
-	if len(chain) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate found", certFile)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {

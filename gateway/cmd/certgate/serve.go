@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certgate/certgate/backends"
+	"github.com/certgate/certgate/backends/upstreamcmp"
 	cmpfrontend "github.com/certgate/certgate/frontends/cmp"
 	"github.com/certgate/certgate/gateway"
 	"github.com/certgate/certgate/gateway/config"
@@ -211,18 +212,38 @@ func deleteExpired(ctx context.Context, db store.Store, logger *slog.Logger) {
 	}
 }
 
-// launchBackends starts every configured backend plugin. It returns the ones it started
-// even on error, so that the caller stops them.
-func launchBackends(ctx context.Context, cfg *config.Config, logger *slog.Logger) (map[string]*backends.PluginBackend, error) {
-	launched := map[string]*backends.PluginBackend{}
+// runningBackend is a started backend: a plugin process or an in-process backend.
+type runningBackend interface {
+	backends.Backend
+	Close() error
+}
+
+// launchBackends starts every configured backend. It returns the ones it started even
+// on error, so that the caller stops them.
+func launchBackends(ctx context.Context, cfg *config.Config, logger *slog.Logger) (map[string]runningBackend, error) {
+	launched := map[string]runningBackend{}
 	self, err := os.Executable()
 	if err != nil {
 		return launched, fmt.Errorf("finding the certgate executable for built-in plugins: %w", err)
 	}
-	for _, b := range cfg.Backends {
+	for i, b := range cfg.Backends {
+		dataDir := filepath.Join(cfg.DataDir, b.Name)
+		if builtin, ok := b.Builtin(); ok && builtin == "upstream-cmp" {
+			upstreamConfig, err := parseUpstreamConfig(dataDir, b.Config)
+			if err != nil {
+				return launched, fmt.Errorf("backends[%d].config: %w", i, err)
+			}
+			backend, err := upstreamcmp.New(upstreamConfig, logger.With("backend", b.Name))
+			if err != nil {
+				return launched, fmt.Errorf("backend %q: %w", b.Name, err)
+			}
+			launched[b.Name] = backend
+			logger.Info("backend started", "backend", b.Name, "plugin", b.Plugin, "upstream", upstreamConfig.Server)
+			continue
+		}
 		spec := backends.PluginSpec{
 			Name: b.Name, Path: b.Plugin, Args: b.Args, SHA256: b.SHA256,
-			DataDir: filepath.Join(cfg.DataDir, b.Name), Config: b.Config, HealthInterval: b.HealthInterval,
+			DataDir: dataDir, Config: b.Config, HealthInterval: b.HealthInterval,
 		}
 		if builtin, ok := b.Builtin(); ok {
 			spec.Path, spec.Args, spec.SHA256 = self, []string{"plugin", builtin}, ""
@@ -238,7 +259,7 @@ func launchBackends(ctx context.Context, cfg *config.Config, logger *slog.Logger
 }
 
 // routerOptions builds the router's profiles, trust and responder from the configuration.
-func routerOptions(ctx context.Context, cfg *config.Config, db store.Store, launched map[string]*backends.PluginBackend, logger *slog.Logger) (*gateway.Options, error) {
+func routerOptions(ctx context.Context, cfg *config.Config, db store.Store, launched map[string]runningBackend, logger *slog.Logger) (*gateway.Options, error) {
 	opts := &gateway.Options{
 		Store:                db,
 		Profiles:             map[string]*gateway.Profile{},
@@ -271,6 +292,10 @@ func routerOptions(ctx context.Context, cfg *config.Config, db store.Store, laun
 				AllowURI: p.SAN.AllowURI, DNSSuffixes: p.SAN.DNSSuffixes,
 			},
 			MACSecrets: secrets,
+			TrustedRAs: map[string]bool{},
+		}
+		for _, ra := range p.TrustedRAs {
+			opts.Profiles[p.Name].TrustedRAs[ra] = true
 		}
 	}
 

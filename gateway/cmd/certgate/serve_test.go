@@ -42,12 +42,18 @@ func buildCertgate(t *testing.T) string {
 // port and writes JSON logs, and waits until it is ready.
 func startGateway(t *testing.T, binary string) *gatewayProcess {
 	t.Helper()
+	return startGatewayWithConfig(t, binary, "")
+}
+
+// startGatewayWithConfig is startGateway with YAML appended to the test configuration.
+func startGatewayWithConfig(t *testing.T, binary string, extraYAML string) *gatewayProcess {
+	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed")
 	}
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "certgate.yaml")
-	config := "data_dir: data\nlog: {level: info, format: json}\nhttp: {listen: [\"127.0.0.1:0\"]}\ntcp: {listen: [\"127.0.0.1:0\"]}\n"
+	config := "data_dir: data\nlog: {level: info, format: json}\nhttp: {listen: [\"127.0.0.1:0\"]}\ntcp: {listen: [\"127.0.0.1:0\"]}\n" + extraYAML
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -230,5 +236,64 @@ func TestCMPCommandOverEveryTransport(t *testing.T) {
 				t.Fatalf("certgate cmp genm: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+func TestRAForwardsToUpstreamCA(t *testing.T) {
+	binary := buildCertgate(t)
+	ca := startGatewayWithConfig(t, binary, `
+profiles:
+  - name: default
+    backend: softca
+    mac_secrets:
+      - {reference: default, secret_file: secrets/cmp-default.secret, generate: true}
+      - {reference: ra, secret_file: secrets/ra.secret, generate: true}
+    trusted_ras: ["mac:ra"]
+`)
+	caRoot := filepath.Join(ca.dataDir, "softca", "root.crt")
+	caIssuing := filepath.Join(ca.dataDir, "softca", "issuing.crt")
+	ra := startGatewayWithConfig(t, binary, fmt.Sprintf(`
+backends:
+  - name: upstream
+    plugin: builtin:upstream-cmp
+    config:
+      server: tcp10://%s
+      reference: ra
+      secret_file: %s
+      trusted_roots_file: %s
+profiles:
+  - name: default
+    backend: upstream
+    mac_secrets:
+      - {reference: default, secret_file: secrets/cmp-default.secret, generate: true}
+`, ca.tcp, filepath.Join(ca.dataDir, "secrets", "ra.secret"), caRoot))
+
+	// openssl cmp enrolls at the RA; the certificate comes from the CA behind it.
+	certFile := ra.enroll("bridged")
+	if out, err := exec.Command("openssl", "verify", "-CAfile", caRoot, "-untrusted", caIssuing, certFile).CombinedOutput(); err != nil {
+		t.Fatalf("openssl verify against the upstream CA: %v\n%s", err, out)
+	}
+
+	// A revocation at the RA reaches the CA, which knows the certificate.
+	cmd := exec.Command("openssl", "cmp", "-cmd", "rr", "-server", ra.address, "-path", ".well-known/cmp",
+		"-ref", "default", "-secret", "file:"+filepath.Join(ra.dataDir, "secrets", "cmp-default.secret"),
+		"-oldcert", certFile, "-revreason", "1", "-recipient", "/CN=certgate")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl cmp rr at the RA: %v\n%s", err, out)
+	}
+	out, err := exec.Command(binary, "cmp", "genm", "--server", "http://"+ca.address+"/.well-known/cmp", "--ref", "default",
+		"--secret-file", filepath.Join(ca.dataDir, "secrets", "cmp-default.secret"), "--infotype", "currentCRL").CombinedOutput()
+	if err != nil {
+		t.Fatalf("genm currentCRL at the CA: %v\n%s", err, out)
+	}
+	crlFile := filepath.Join(ra.dir, "ca.crl")
+	if out, err := exec.Command("curl", "-sf", "-o", crlFile, "http://"+ca.address+"/crl").CombinedOutput(); err != nil {
+		t.Fatalf("fetching the CA's CRL: %v\n%s", err, out)
+	}
+	serial, _ := exec.Command("openssl", "x509", "-in", certFile, "-noout", "-serial").Output()
+	crlText, _ := exec.Command("openssl", "crl", "-inform", "DER", "-in", crlFile, "-noout", "-text").Output()
+	want := strings.TrimPrefix(strings.TrimSpace(string(serial)), "serial=")
+	if !strings.Contains(strings.ToUpper(string(crlText)), strings.ToUpper(want)) {
+		t.Errorf("the CA's CRL does not list serial %s:\n%s", want, crlText)
 	}
 }
