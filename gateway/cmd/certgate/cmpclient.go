@@ -154,6 +154,18 @@ func newClient(flags *clientFlags) (*cmpclient.Client, error) {
 	return client, nil
 }
 
+// withClient builds the client from flags and runs operation within the --timeout.
+func withClient(cmd *cobra.Command, flags *clientFlags, operation func(context.Context, *cmpclient.Client) error) error {
+	client, err := newClient(flags)
+	if err != nil {
+		return err
+	}
+	defer client.Transport.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+	defer cancel()
+	return operation(ctx, client)
+}
+
 func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) error {
 	if flags.newKeyFile == "" {
 		return errors.New("--newkey is required")
@@ -180,18 +192,13 @@ func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) er
 			return fmt.Errorf("--oldcert: %w", err)
 		}
 	}
-	client, err := newClient(flags)
-	if err != nil {
-		return err
-	}
-	defer client.Transport.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-	defer cancel()
-	result, err := client.Enroll(ctx, req)
-	if err != nil {
-		return err
-	}
-	return saveResult(cmd, flags, result)
+	return withClient(cmd, flags, func(ctx context.Context, client *cmpclient.Client) error {
+		result, err := client.Enroll(ctx, req)
+		if err != nil {
+			return err
+		}
+		return saveResult(cmd, flags, result)
+	})
 }
 
 func runP10(cmd *cobra.Command, flags *clientFlags) error {
@@ -202,18 +209,13 @@ func runP10(cmd *cobra.Command, flags *clientFlags) error {
 	if block, _ := pem.Decode(data); block != nil {
 		data = block.Bytes
 	}
-	client, err := newClient(flags)
-	if err != nil {
-		return err
-	}
-	defer client.Transport.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-	defer cancel()
-	result, err := client.EnrollCSR(ctx, data)
-	if err != nil {
-		return err
-	}
-	return saveResult(cmd, flags, result)
+	return withClient(cmd, flags, func(ctx context.Context, client *cmpclient.Client) error {
+		result, err := client.EnrollCSR(ctx, data)
+		if err != nil {
+			return err
+		}
+		return saveResult(cmd, flags, result)
+	})
 }
 
 func saveResult(cmd *cobra.Command, flags *clientFlags, result *cmpclient.Result) error {
@@ -231,18 +233,13 @@ func runRevoke(cmd *cobra.Command, flags *clientFlags) error {
 	if err != nil {
 		return fmt.Errorf("--oldcert: %w", err)
 	}
-	client, err := newClient(flags)
-	if err != nil {
-		return err
-	}
-	defer client.Transport.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-	defer cancel()
-	if err := client.Revoke(ctx, cert, flags.reason); err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "revocation of serial %s with reason %d accepted\n", cert.SerialNumber.Text(16), flags.reason)
-	return nil
+	return withClient(cmd, flags, func(ctx context.Context, client *cmpclient.Client) error {
+		if err := client.Revoke(ctx, cert, flags.reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "revocation of serial %s with reason %d accepted\n", cert.SerialNumber.Text(16), flags.reason)
+		return nil
+	})
 }
 
 func runGeneral(cmd *cobra.Command, flags *clientFlags) error {
@@ -254,14 +251,12 @@ func runGeneral(cmd *cobra.Command, flags *clientFlags) error {
 		}
 		oids = append(oids, oid)
 	}
-	client, err := newClient(flags)
-	if err != nil {
+	var infos []cmp.InfoTypeAndValue
+	err := withClient(cmd, flags, func(ctx context.Context, client *cmpclient.Client) error {
+		var err error
+		infos, err = client.General(ctx, oids...)
 		return err
-	}
-	defer client.Transport.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
-	defer cancel()
-	infos, err := client.General(ctx, oids...)
+	})
 	if err != nil {
 		return err
 	}
