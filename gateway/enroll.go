@@ -36,8 +36,8 @@ func bodyTypeByName(name string) (cmp.BodyType, bool) {
 	return 0, false
 }
 
-// enroll runs ir, cr, kur and p10cr: it checks proof of possession and policy, opens the
-// transaction and asks the backend for the certificate.
+// enroll runs ir, cr, kur and p10cr. It checks proof of possession and policy, opens the
+// transaction and requests the certificate from the backend.
 func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 	m := req.msg
 	now := r.now()
@@ -296,8 +296,8 @@ func (r *Router) confirm(ctx context.Context, req *request) (*cmp.Body, error) {
 }
 
 // checkCertHash compares certHash with the certificate's hash. The hash is hashAlg when
-// given (cmp2021), else the hash of the certificate's signature algorithm; for Ed25519,
-// which has none, RFC 9810 section 5.3.18 names SHA-512.
+// given (cmp2021), else the hash of the certificate's signature algorithm. Ed25519 has
+// none, so RFC 9810 section 5.3.18 names SHA-512 for it.
 func checkCertHash(cert *x509.Certificate, status cmp.CertStatus) error {
 	var h crypto.Hash
 	if status.HashAlg != nil {

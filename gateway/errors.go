@@ -9,8 +9,8 @@ import (
 	"github.com/certgate/certgate/gateway/store"
 )
 
-// Failure is a request that the router rejects: the PKIFailureInfo bit to send, a detail
-// the client may read, and the internal cause that only the log sees.
+// Failure is the rejection of a request: the PKIFailureInfo bit to send, a detail the
+// client may read, and the internal cause, which is only logged.
 type Failure struct {
 	Info   cmp.FailureInfo
 	Detail string

@@ -30,7 +30,7 @@ func oidParameter(oid asn1.ObjectIdentifier) asn1.RawValue {
 	return asn1.RawValue{FullBytes: der}
 }
 
-// general answers genm (RFC 9483 section 4.3) entry by entry. Unknown infoTypes are
+// general responds to genm (RFC 9483 section 4.3) entry by entry. Unknown infoTypes are
 // echoed with no value, which RFC 9810 section 5.3.19 permits ("MAY ignore").
 func (r *Router) general(ctx context.Context, req *request) (*cmp.Body, error) {
 	var infos []cmp.InfoTypeAndValue

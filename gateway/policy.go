@@ -69,8 +69,8 @@ func KeyType(pub any) string {
 	return fmt.Sprintf("%T", pub)
 }
 
-// requestedCertificate is what a client asked for, from a CRMF template or a PKCS #10
-// request, before policy.
+// requestedCertificate is the certificate content a client requested in a CRMF template
+// or a PKCS #10 request, before policy.
 type requestedCertificate struct {
 	RawSubject   []byte
 	RawPublicKey []byte
@@ -81,7 +81,7 @@ type requestedCertificate struct {
 
 // extensionsKept lists the request extensions a profile copies into the certificate. The
 // CA adds basicConstraints and the key identifiers itself; any other requested extension
-// is dropped and the response says grantedWithMods.
+// is dropped and the response status is grantedWithMods.
 var extensionsKept = map[string]bool{
 	"2.5.29.15": true, // keyUsage
 	"2.5.29.37": true, // extKeyUsage

@@ -113,7 +113,7 @@ func (b *Backend) Capabilities(context.Context) (backends.Capabilities, error) {
 }
 
 // Issue implements backends.Backend. Delayed delivery upstream is waited out here, up to
-// the configured timeout, so the router always gets a final answer.
+// the configured timeout, so the router always gets a final result.
 func (b *Backend) Issue(ctx context.Context, req *backends.IssueRequest) (*backends.IssueResult, error) {
 	client, err := b.client()
 	if err != nil {
@@ -138,10 +138,10 @@ func (b *Backend) Issue(ctx context.Context, req *backends.IssueRequest) (*backe
 	return &backends.IssueResult{Certificate: result.Certificate, Chain: chain}, nil
 }
 
-// Poll implements backends.Backend. Issue never answers pending, so there is nothing to
-// poll.
+// Poll implements backends.Backend. Issue never returns a pending result, so there is
+// nothing to poll.
 func (b *Backend) Poll(context.Context, *backends.PollRequest) (*backends.IssueResult, error) {
-	return nil, backends.Errorf(backends.CategoryUnsupported, "the upstream CMP backend answers every request before returning")
+	return nil, backends.Errorf(backends.CategoryUnsupported, "the upstream CMP backend never returns a pending result, so there is nothing to poll")
 }
 
 // Revoke implements backends.Backend.
@@ -267,6 +267,6 @@ func (b *Backend) upstreamError(operation string, err error) error {
 		b.logger.Warn("upstream CA rejected the "+operation, "server", b.config.Server, "status", serverErr.Status.String())
 		return &backends.Error{Category: category, Detail: "upstream CA: " + serverErr.Status.String(), Err: err}
 	}
-	b.logger.Warn("upstream CA unreachable or its answer invalid", "operation", operation, "server", b.config.Server, "error", err)
+	b.logger.Warn("upstream CA unreachable or its response invalid", "operation", operation, "server", b.config.Server, "error", err)
 	return &backends.Error{Category: backends.CategoryUnavailable, Detail: "the upstream CA is unavailable", Err: err}
 }

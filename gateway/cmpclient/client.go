@@ -49,7 +49,7 @@ func (e *ServerError) Error() string {
 	return "cmpclient: server rejected the request: " + e.Status.String()
 }
 
-// Result is what an enrollment returns.
+// Result is the outcome of an enrollment.
 type Result struct {
 	Certificate *x509.Certificate
 	CAPubs      []*x509.Certificate
@@ -90,7 +90,7 @@ func randomBytes(n int) []byte {
 }
 
 // Enroll runs one certificate enrollment to its end: request, polling while the server
-// answers waiting, and certConf unless implicit confirmation was granted.
+// responds with status waiting, and certConf unless implicit confirmation was granted.
 func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Result, error) {
 	if req.Type != cmp.BodyIR && req.Type != cmp.BodyCR && req.Type != cmp.BodyKUR {
 		return nil, fmt.Errorf("cmpclient: %s is not an enrollment request type", req.Type)
@@ -216,7 +216,7 @@ func (c *Client) enroll(ctx context.Context, body *cmp.Body, certReqID int64) (*
 		return nil, fmt.Errorf("cmpclient: certConf: %w", err)
 	}
 	if conf.Body.Type != cmp.BodyPKIConf {
-		return nil, fmt.Errorf("cmpclient: certConf answered with %s", conf.Body.Type)
+		return nil, fmt.Errorf("cmpclient: the server responded to certConf with %s, want pkiconf", conf.Body.Type)
 	}
 	return result, nil
 }
@@ -254,7 +254,7 @@ func (c *Client) RevokeSerial(ctx context.Context, rawIssuer []byte, serial *big
 		return err
 	}
 	if resp.Body.Type != cmp.BodyRP || len(resp.Body.RevRep.Status) != 1 {
-		return fmt.Errorf("cmpclient: rr answered with %s", resp.Body.Type)
+		return fmt.Errorf("cmpclient: the server responded to rr with %s, want rp", resp.Body.Type)
 	}
 	if status := resp.Body.RevRep.Status[0]; status.Status != cmp.StatusAccepted && status.Status != cmp.StatusGrantedWithMods {
 		return &ServerError{Status: status}
@@ -274,7 +274,7 @@ func (c *Client) General(ctx context.Context, infoTypes ...asn1.ObjectIdentifier
 		return nil, err
 	}
 	if resp.Body.Type != cmp.BodyGenP {
-		return nil, fmt.Errorf("cmpclient: genm answered with %s", resp.Body.Type)
+		return nil, fmt.Errorf("cmpclient: the server responded to genm with %s, want genp", resp.Body.Type)
 	}
 	return resp.Body.Infos, nil
 }

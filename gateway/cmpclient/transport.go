@@ -44,6 +44,11 @@ func (t *HTTPTransport) Exchange(ctx context.Context, request []byte) ([]byte, e
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/pkixcmp")
+	// A nil Idempotency-Key is not sent, but lets net/http resend the request when a
+	// reused keep-alive connection turns out closed before any response, as OpenSSL's
+	// mock server does after some exchanges. Resending is safe because a server that did
+	// see the message rejects the copy by its senderNonce.
+	req.Header["Idempotency-Key"] = nil
 	client := t.Client
 	if client == nil {
 		client = http.DefaultClient
@@ -58,10 +63,10 @@ func (t *HTTPTransport) Exchange(ctx context.Context, request []byte) ([]byte, e
 		return nil, fmt.Errorf("reading the CMP response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("CMP server answered HTTP %s: %s", resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
+		return nil, fmt.Errorf("CMP server responded with HTTP %s: %s", resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
 	}
 	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mediaType != "application/pkixcmp" {
-		return nil, fmt.Errorf("CMP server answered with Content-Type %q, want application/pkixcmp", resp.Header.Get("Content-Type"))
+		return nil, fmt.Errorf("CMP server responded with Content-Type %q, want application/pkixcmp", resp.Header.Get("Content-Type"))
 	}
 	if len(body) > maxResponseBytes {
 		return nil, fmt.Errorf("CMP response exceeds %d bytes", maxResponseBytes)
@@ -147,7 +152,7 @@ func (t *TCPTransport) roundTrip(ctx context.Context, frame *cmp.Frame) (*cmp.Fr
 		return nil, fmt.Errorf("reading the CMP TCP response: %w", err)
 	}
 	if reply.Framing != t.Framing {
-		return nil, fmt.Errorf("CMP TCP server answered in the %s framing to a %s request", reply.Framing, t.Framing)
+		return nil, fmt.Errorf("CMP TCP server responded in the %s framing to a %s request", reply.Framing, t.Framing)
 	}
 	return reply, nil
 }

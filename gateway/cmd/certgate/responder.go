@@ -98,7 +98,7 @@ func loadResponder(ctx context.Context, cfg *config.Config, profile *gateway.Pro
 		return nil, fmt.Errorf("issuing the CMP responder certificate: %w", err)
 	}
 	if result.Certificate == nil {
-		return nil, errors.New("issuing the CMP responder certificate: the backend answered pending")
+		return nil, errors.New("issuing the CMP responder certificate: the backend returned a pending result, which a responder certificate cannot wait for")
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
