@@ -360,3 +360,45 @@ func FuzzReadFrame(f *testing.F) {
 		pkicmp.ErrorText(frame.Framing, frame.Value)
 	})
 }
+
+// pvnoRecorder passes messages to an HTTP transport and keeps the pvno of each response.
+type pvnoRecorder struct {
+	next  cmpclient.Transport
+	pvnos []int
+}
+
+func (r *pvnoRecorder) Exchange(ctx context.Context, request []byte) ([]byte, error) {
+	response, err := r.next.Exchange(ctx, request)
+	if err == nil {
+		if m, parseErr := pkicmp.ParseMessage(response); parseErr == nil {
+			r.pvnos = append(r.pvnos, m.Header.PVNO)
+		}
+	}
+	return response, err
+}
+
+func (r *pvnoRecorder) Close() error { return r.next.Close() }
+
+func TestCMP2021ClientGetsPVNO3(t *testing.T) {
+	f := newFixture(t, nil)
+	recorder := &pvnoRecorder{next: &cmpclient.HTTPTransport{URL: f.server.URL + WellKnownPath}}
+	client := f.macClient(recorder)
+	client.PVNO = pkicmp.PVNO2021
+	// The certConf carries hashAlg SHA-512, which the server must use for certHash: the
+	// certificate itself is signed with ECDSA and SHA-256.
+	result, err := client.Enroll(context.Background(), cmpclient.EnrollRequest{Type: pkicmp.BodyIR, Key: newECKey(t), Subject: pkix.Name{CommonName: "cmp2021"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorder.pvnos) != 2 {
+		t.Fatalf("%d responses, want ip and pkiconf", len(recorder.pvnos))
+	}
+	for i, pvno := range recorder.pvnos {
+		if pvno != pkicmp.PVNO2021 {
+			t.Errorf("response %d has pvno %d, want 3", i, pvno)
+		}
+	}
+	if got := f.certificateStatus(result.Certificate); got != "confirmed" {
+		t.Errorf("certificate is %q after a cmp2021 certConf, want confirmed", got)
+	}
+}

@@ -38,6 +38,9 @@ type Client struct {
 	// MaxPollWait bounds the total time spent polling for a delayed response; zero
 	// means five minutes.
 	MaxPollWait time.Duration
+	// PVNO is the protocol version to send: 2 (cmp2000, the default) or 3 (cmp2021,
+	// which also sends hashAlg in certConf).
+	PVNO int
 }
 
 // ServerError is a CMP error message or a rejection status from the server.
@@ -208,9 +211,18 @@ func (c *Client) enroll(ctx context.Context, body *cmp.Body, certReqID int64) (*
 	}
 
 	hash := certificateHash(certResp.Certificate)
+	status := cmp.CertStatus{CertReqID: certReqID}
+	if c.PVNO == cmp.PVNO2021 {
+		// cmp2021 names the hash explicitly (RFC 9810 section 5.3.18). SHA-512 is
+		// strong for every key type and differs from the SHA-256 that most
+		// certificates are signed with, which keeps a server's hashAlg handling honest.
+		hash = crypto.SHA512
+		status.HashAlg = &pkix.AlgorithmIdentifier{Algorithm: cmp.OIDSHA512}
+	}
 	digest := hash.New()
 	digest.Write(certResp.Certificate.Raw)
-	confirm := &cmp.Body{Type: cmp.BodyCertConf, Confirms: []cmp.CertStatus{{CertHash: digest.Sum(nil), CertReqID: certReqID}}}
+	status.CertHash = digest.Sum(nil)
+	confirm := &cmp.Body{Type: cmp.BodyCertConf, Confirms: []cmp.CertStatus{status}}
 	conf, err := c.exchange(ctx, tx, confirm, false)
 	if err != nil {
 		return nil, fmt.Errorf("cmpclient: certConf: %w", err)
@@ -283,9 +295,13 @@ func (c *Client) General(ctx context.Context, infoTypes ...asn1.ObjectIdentifier
 // and recipNonce echoed, protection valid, and no error message.
 func (c *Client) exchange(ctx context.Context, tx *transaction, body *cmp.Body, implicitConfirm bool) (*cmp.Message, error) {
 	nonce := randomBytes(16)
+	pvno := c.PVNO
+	if pvno == 0 {
+		pvno = cmp.PVNO2000
+	}
 	m := &cmp.Message{
 		Header: cmp.Header{
-			PVNO: cmp.PVNO2000, Sender: cmp.NullDN, Recipient: cmp.NullDN, MessageTime: time.Now(),
+			PVNO: pvno, Sender: cmp.NullDN, Recipient: cmp.NullDN, MessageTime: time.Now(),
 			TransactionID: tx.id, SenderNonce: nonce, RecipNonce: tx.lastNonce,
 		},
 		Body: *body,
@@ -344,6 +360,9 @@ func (c *Client) checkResponse(tx *transaction, nonce []byte, resp *cmp.Message)
 			return &ServerError{Status: resp.Body.Error.Status}
 		}
 		return errors.New("cmpclient: the response has another transactionID")
+	}
+	if resp.Header.PVNO != cmp.PVNO2000 && resp.Header.PVNO != cmp.PVNO2021 {
+		return fmt.Errorf("cmpclient: the response has pvno %d", resp.Header.PVNO)
 	}
 	if !bytes.Equal(resp.Header.RecipNonce, nonce) {
 		return errors.New("cmpclient: the response's recipNonce is not the request's senderNonce")
