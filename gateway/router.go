@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -139,8 +140,17 @@ type request struct {
 // Handle processes one DER PKIMessage and returns the DER response, which is always a
 // PKIMessage: failures are answered with a CMP error message. The profile must exist;
 // the transport answers unknown profiles in its own terms before calling Handle.
-func (r *Router) Handle(ctx context.Context, origin Origin, der []byte) []byte {
+func (r *Router) Handle(ctx context.Context, origin Origin, der []byte) (out []byte) {
 	start := r.now()
+	// A fault on one request must not end the process: TCP connections run on plain
+	// goroutines, where net/http's recovery does not reach.
+	defer func() {
+		if recovered := recover(); recovered != nil {
+			r.log.Error("panic while processing a CMP request", keyFrontend, origin.Frontend, keyRemote, origin.RemoteAddr,
+				keyError, fmt.Sprint(recovered), "stack", string(debug.Stack()))
+			out = r.unreadError(cmp.FailSystemFailure, "internal error")
+		}
+	}()
 	profile, ok := r.Profile(origin.Profile)
 	if !ok {
 		// The frontend should have rejected the path; answer anyway rather than panic.
@@ -325,9 +335,15 @@ func (r *Router) logRequest(req *request, resp *cmp.Message, start time.Time) {
 // TransportError returns an unprotected CMP error message with failInfo badRequest, for
 // a transport that rejects a request before the router can read it (oversized, say).
 func (r *Router) TransportError(detail string) []byte {
+	return r.unreadError(cmp.FailBadRequest, detail)
+}
+
+// unreadError returns an unprotected error message for a request the router did not
+// read, so that it has no header to echo.
+func (r *Router) unreadError(info cmp.FailureInfo, detail string) []byte {
 	req := &request{responseNonce: make([]byte, 16)}
 	rand.Read(req.responseNonce)
-	m := r.errorResponse(req, reject(cmp.FailBadRequest, "%s", detail))
+	m := r.errorResponse(req, reject(info, "%s", detail))
 	if err := m.Encode(); err != nil {
 		return nil
 	}
