@@ -126,6 +126,8 @@ type PluginBackend struct {
 
 	stopHealth chan struct{}
 	healthDone chan struct{}
+
+	chains chainCache // the parsed CA chain of the last Issue or Poll result
 }
 
 // pluginProcess is one running plugin process and its gRPC clients.

@@ -1,10 +1,13 @@
 package backends
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -37,7 +40,7 @@ func (b *PluginBackend) Issue(ctx context.Context, req *IssueRequest) (*IssueRes
 	if err != nil {
 		return nil, err
 	}
-	return issueResultFromProto(b.spec.Name, resp.GetIssued(), resp.GetPending())
+	return b.issueResultFromProto(resp.GetIssued(), resp.GetPending())
 }
 
 // Poll calls the plugin's Poll rpc.
@@ -54,7 +57,7 @@ func (b *PluginBackend) Poll(ctx context.Context, req *PollRequest) (*IssueResul
 	if err != nil {
 		return nil, err
 	}
-	return issueResultFromProto(b.spec.Name, resp.GetIssued(), resp.GetPending())
+	return b.issueResultFromProto(resp.GetIssued(), resp.GetPending())
 }
 
 // Revoke calls the plugin's Revoke rpc.
@@ -161,14 +164,15 @@ func issueRequestToProto(req *IssueRequest) (*backendv1.IssueRequest, error) {
 	}, nil
 }
 
-func issueResultFromProto(backend string, issued *backendv1.Issued, pending *backendv1.Pending) (*IssueResult, error) {
+func (b *PluginBackend) issueResultFromProto(issued *backendv1.Issued, pending *backendv1.Pending) (*IssueResult, error) {
+	backend := b.spec.Name
 	switch {
 	case issued != nil:
 		cert, err := x509.ParseCertificate(issued.GetCertificateDer())
 		if err != nil {
 			return nil, pluginFault(backend, fmt.Errorf("certificate: %w", err))
 		}
-		chain, err := parseCertificates(issued.GetChainDer())
+		chain, err := b.chains.parse(issued.GetChainDer())
 		if err != nil {
 			return nil, pluginFault(backend, err)
 		}
@@ -186,6 +190,33 @@ func issueResultFromProto(backend string, issued *backendv1.Issued, pending *bac
 		// Also what a result added in a later contract revision looks like here.
 		return nil, pluginFault(backend, errors.New("neither a certificate nor a pending result"))
 	}
+}
+
+// chainCache keeps the CA chain of the last issued certificate, parsed. A CA returns
+// the same chain with every certificate, and parsing it again cost two certificate
+// parses per request.
+type chainCache struct {
+	last atomic.Pointer[parsedChain]
+}
+
+type parsedChain struct {
+	der   [][]byte
+	certs []*x509.Certificate
+}
+
+// parse returns the certificates of ders, from the cache when ders equals the last
+// chain byte for byte. The returned slice is the caller's own; the certificates in it
+// are shared and must not be modified.
+func (c *chainCache) parse(ders [][]byte) ([]*x509.Certificate, error) {
+	if last := c.last.Load(); last != nil && slices.EqualFunc(last.der, ders, bytes.Equal) {
+		return slices.Clone(last.certs), nil
+	}
+	certs, err := parseCertificates(ders)
+	if err != nil {
+		return nil, err
+	}
+	c.last.Store(&parsedChain{der: ders, certs: slices.Clone(certs)})
+	return certs, nil
 }
 
 func parseCertificates(ders [][]byte) ([]*x509.Certificate, error) {

@@ -146,10 +146,7 @@ func (r *Router) deliver(ctx context.Context, req *request, tx *store.Transactio
 		tx.State = store.StateWaitConfirm
 		tx.Certificate = cert.Raw
 	}
-	if err := r.opts.Store.PutCertificate(ctx, record); err != nil {
-		return nil, err
-	}
-	if err := r.opts.Store.UpdateTransaction(ctx, tx); err != nil {
+	if err := r.opts.Store.RecordIssued(ctx, record, tx); err != nil {
 		return nil, err
 	}
 	r.log.Info("certificate issued", keyTransactionID, fmt.Sprintf("%x", tx.ID), keySerial, cert.SerialNumber.Text(16),

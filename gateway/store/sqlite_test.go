@@ -1146,3 +1146,69 @@ func BenchmarkCreateTransaction(b *testing.B) {
 		}
 	})
 }
+
+func TestRecordIssued(t *testing.T) {
+	ctx := context.Background()
+	s, clock, _ := openTestStore(t)
+
+	tx := newTransaction("tx-1", clock)
+	tx.State = StatePending
+	if err := s.CreateTransaction(ctx, tx); err != nil {
+		t.Fatalf("CreateTransaction: %v", err)
+	}
+	done := *tx
+	done.State = StateDone
+	done.Certificate = nil
+	cert := newCertificate(big.NewInt(4242))
+	cert.Status = CertConfirmed
+	if err := s.RecordIssued(ctx, cert, &done); err != nil {
+		t.Fatalf("RecordIssued: %v", err)
+	}
+
+	stored, err := s.Certificate(ctx, cert.RawIssuer, cert.SerialNumber)
+	if err != nil {
+		t.Fatalf("Certificate: %v", err)
+	}
+	if stored.Status != CertConfirmed {
+		t.Errorf("certificate status = %q, want %q", stored.Status, CertConfirmed)
+	}
+	got, err := s.Transaction(ctx, tx.ID)
+	if err != nil {
+		t.Fatalf("Transaction: %v", err)
+	}
+	checkTransactionEqual(t, got, &done)
+}
+
+func TestRecordIssuedStoresNeitherOnError(t *testing.T) {
+	ctx := context.Background()
+	s, clock, _ := openTestStore(t)
+
+	cert := newCertificate(big.NewInt(4343))
+	err := s.RecordIssued(ctx, cert, newTransaction("missing", clock))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RecordIssued with a missing transaction: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Certificate(ctx, cert.RawIssuer, cert.SerialNumber); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the certificate was stored although the transaction update failed: err = %v", err)
+	}
+
+	tx := newTransaction("tx-2", clock)
+	if err := s.CreateTransaction(ctx, tx); err != nil {
+		t.Fatalf("CreateTransaction: %v", err)
+	}
+	if err := s.PutCertificate(ctx, newCertificate(big.NewInt(4444))); err != nil {
+		t.Fatalf("PutCertificate: %v", err)
+	}
+	changed := *tx
+	changed.State = StateDone
+	if err := s.RecordIssued(ctx, newCertificate(big.NewInt(4444)), &changed); err == nil {
+		t.Fatal("RecordIssued with a duplicate certificate succeeded")
+	}
+	got, err := s.Transaction(ctx, tx.ID)
+	if err != nil {
+		t.Fatalf("Transaction: %v", err)
+	}
+	if got.State != tx.State {
+		t.Errorf("transaction state = %q after a failed RecordIssued, want %q unchanged", got.State, tx.State)
+	}
+}

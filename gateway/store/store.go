@@ -90,6 +90,10 @@ type Store interface {
 
 	// PutCertificate stores a newly issued certificate.
 	PutCertificate(ctx context.Context, cert *Certificate) error
+	// RecordIssued stores a newly issued certificate and updates the transaction that
+	// requested it, atomically: it fails as PutCertificate or UpdateTransaction would,
+	// and then stores neither.
+	RecordIssued(ctx context.Context, cert *Certificate, tx *Transaction) error
 	// Certificate returns the certificate with this issuer and serial number, or ErrNotFound.
 	Certificate(ctx context.Context, rawIssuer []byte, serial *big.Int) (*Certificate, error)
 	// SetCertificateStatus changes the status of a stored certificate, or returns ErrNotFound.
