@@ -41,6 +41,7 @@ type Config struct {
 	HTTP     HTTP      `yaml:"http"`
 	TCP      TCP       `yaml:"tcp"`
 	CMP      CMP       `yaml:"cmp"`
+	SCEP     SCEP      `yaml:"scep"`
 	Backends []Backend `yaml:"backends"`
 	Profiles []Profile `yaml:"profiles"`
 }
@@ -279,6 +280,9 @@ var sectionOfType = map[string]string{
 	"config.Profile":         "a profiles entry",
 	"config.SAN":             "the san of a profile",
 	"config.MACSecretConfig": "a mac_secrets entry",
+	"config.SCEP":            "scep",
+	"config.SCEPProfile":     "a scep.profiles entry",
+	"config.SCEPChallenge":   "the challenge of a scep.profiles entry",
 }
 
 var unknownFieldPattern = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
@@ -352,5 +356,8 @@ func (c *Config) resolvePaths(base string) {
 		for j := range c.Profiles[i].MACSecrets {
 			resolve(&c.Profiles[i].MACSecrets[j].SecretFile, c.DataDir)
 		}
+	}
+	for i := range c.SCEP.Profiles {
+		resolve(&c.SCEP.Profiles[i].Challenge.SecretFile, c.DataDir)
 	}
 }

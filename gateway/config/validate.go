@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 	v.checkHTTP(&c.HTTP)
 	v.checkTCP(&c.TCP, c.Profiles)
 	v.checkCMP(&c.CMP, c.Profiles)
+	v.checkSCEP(&c.SCEP, c.Profiles)
 
 	if len(c.Backends) == 0 {
 		v.add("backends", `has no entry; add at least one, such as the built-in softca shown by "certgate config default"`)

@@ -58,6 +58,7 @@ func newServeCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "YAML configuration file (default: the embedded defaults)")
+	cmd.Flags().StringVar(&pprofAddress, "pprof", "", "serve Go's pprof profiles on this address, such as 127.0.0.1:6060 (off when empty)")
 	return cmd
 }
 

@@ -46,6 +46,11 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
 	}
+	stopPprof, err := startPprof(pprofAddress, logger)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "certgate.db"))
 	if err != nil {
 		return err
@@ -75,8 +80,12 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 
 	cmpHandler := &cmpfrontend.Handler{Router: router, MaxBodyBytes: cfg.HTTP.MaxRequestBytes, Logger: logger}
 	crlHandler := &cmpfrontend.CRLHandler{Router: router, Logger: logger}
+	scepHandler, err := newSCEPHandler(ctx, cfg, router, logger)
+	if err != nil {
+		return err
+	}
 	server := &http.Server{
-		Handler:           routes(cmpHandler, crlHandler),
+		Handler:           withSCEP(routes(cmpHandler, crlHandler), cfg.SCEP.PathPrefix, scepHandler),
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout: cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -119,6 +128,7 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 
 	logger.Info("certgate ready", "startup", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	logFirstEnrollment(logger, cfg, listeners[0].Addr().String())
+	logSCEPEnrollment(logger, cfg, scepHandler, listeners[0].Addr().String())
 
 	select {
 	case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,5 +296,35 @@ profiles:
 	want := strings.TrimPrefix(strings.TrimSpace(string(serial)), "serial=")
 	if !strings.Contains(strings.ToUpper(string(crlText)), strings.ToUpper(want)) {
 		t.Errorf("the CA's CRL does not list serial %s:\n%s", want, crlText)
+	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	_, port, _ := net.SplitHostPort(listener.Addr().String())
+	return port
+}
+
+func TestSCEPToCMPBridgeExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two gateways and a SCEP client; skipped in -short mode")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	script := filepath.Join("..", "..", "..", "examples", "scep-to-cmp", "run.sh")
+	cmd := exec.Command("bash", script, freePort(t), freePort(t), freePort(t))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	if !strings.Contains(string(out), "device.crt: OK") {
+		t.Errorf("the bridged certificate was not verified:\n%s", out)
 	}
 }
