@@ -40,9 +40,8 @@ func (f ChallengeValidatorFunc) ValidateChallenge(ctx context.Context, req *Chal
 // StaticChallenge returns a validator that accepts one fixed challenge password. The
 // comparison takes the same time for every wrong password, whatever its length, because
 // it compares SHA-256 digests in constant time.
-//
-// TODO: one-time challenges, issued per device by a command and consumed on use, are
-// not built. A static challenge can be used again by anyone who learns it.
+// A static challenge can be used again by anyone who learns it; certgate also accepts
+// one-time challenges, which its command line issues.
 func StaticChallenge(secret []byte) ChallengeValidator {
 	want := sha256.Sum256(secret)
 	return ChallengeValidatorFunc(func(_ context.Context, req *ChallengeRequest) error {

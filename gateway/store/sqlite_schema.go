@@ -13,6 +13,7 @@ import (
 // has been released, because databases in the field have already run it.
 var migrations = []string{
 	schemaV1,
+	schemaV2,
 }
 
 // schemaV1 is the first schema.
@@ -70,6 +71,20 @@ CREATE INDEX certificates_transaction_id ON certificates (transaction_id);
 
 // migrate brings the schema to len(migrations) in one write transaction, so a
 // failed step leaves the database at its previous version.
+// schemaV2 adds one-time enrollment challenges. Only the SHA-256 digest of a challenge
+// is stored, so a copy of the database does not reveal challenges that are still valid.
+const schemaV2 = `
+CREATE TABLE challenges (
+	digest     BLOB NOT NULL,
+	profile    TEXT NOT NULL,
+	note       TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	expires_at TEXT NOT NULL,
+	PRIMARY KEY (digest, profile)
+) WITHOUT ROWID;
+CREATE INDEX challenges_expires_at ON challenges (expires_at);
+`
+
 func migrate(ctx context.Context, db *sql.DB) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -1212,3 +1212,56 @@ func TestRecordIssuedStoresNeitherOnError(t *testing.T) {
 		t.Errorf("transaction state = %q after a failed RecordIssued, want %q unchanged", got.State, tx.State)
 	}
 }
+
+func TestChallengeConsumedOnce(t *testing.T) {
+	s, _, _ := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	digest := []byte("0123456789abcdef0123456789abcdef")
+	challenge := &Challenge{Digest: digest, Profile: "default", Note: "device 7", ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateChallenge(ctx, challenge); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateChallenge(ctx, challenge); !errors.Is(err, ErrChallengeExists) {
+		t.Errorf("second CreateChallenge = %v, want ErrChallengeExists", err)
+	}
+	if err := s.ConsumeChallenge(ctx, digest, "other", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("consume for another profile = %v, want ErrNotFound", err)
+	}
+
+	var wg sync.WaitGroup
+	var successes atomic.Int32
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.ConsumeChallenge(ctx, digest, "default", now) == nil {
+				successes.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := successes.Load(); got != 1 {
+		t.Errorf("%d concurrent consumptions succeeded, want 1", got)
+	}
+}
+
+func TestChallengeExpires(t *testing.T) {
+	s, _, _ := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	digest := []byte("expiring-challenge-digest-000000")
+	if err := s.CreateChallenge(ctx, &Challenge{Digest: digest, Profile: "default", ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ConsumeChallenge(ctx, digest, "default", now.Add(2*time.Minute)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("consume after expiry = %v, want ErrNotFound", err)
+	}
+	removed, err := s.DeleteExpired(ctx, now.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed != 1 {
+		t.Errorf("DeleteExpired removed %d rows, want the 1 challenge", removed)
+	}
+}

@@ -16,7 +16,19 @@ var (
 	ErrNotFound          = errors.New("store: not found")
 	ErrTransactionExists = errors.New("store: transaction ID already in use")
 	ErrNonceReplayed     = errors.New("store: nonce already seen")
+	ErrChallengeExists   = errors.New("store: challenge already stored")
 )
+
+// Challenge is a one-time enrollment challenge, such as a SCEP challenge password that
+// an operator issued for one device. Digest is the SHA-256 of the challenge; the
+// challenge itself is never stored.
+type Challenge struct {
+	Digest    []byte
+	Profile   string
+	Note      string // what the operator wrote about its use, such as the device name
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
 
 // TransactionState is where a CMP transaction stands.
 type TransactionState string
@@ -99,8 +111,15 @@ type Store interface {
 	// SetCertificateStatus changes the status of a stored certificate, or returns ErrNotFound.
 	SetCertificateStatus(ctx context.Context, rawIssuer []byte, serial *big.Int, status CertificateStatus, reason int, at time.Time) error
 
-	// DeleteExpired removes transactions and nonces that expired before now and returns
-	// how many rows it removed.
+	// CreateChallenge stores a one-time enrollment challenge, or returns
+	// ErrChallengeExists when the same digest is stored for the profile.
+	CreateChallenge(ctx context.Context, challenge *Challenge) error
+	// ConsumeChallenge deletes the unexpired challenge with this digest and profile and
+	// returns nil, or returns ErrNotFound. Two concurrent calls never both succeed.
+	ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) error
+
+	// DeleteExpired removes transactions, nonces and challenges that expired before now
+	// and returns how many rows it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error

@@ -36,7 +36,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newConfigCommand(), newCMPCommand(), newPluginCommand())
+	root.AddCommand(newServeCommand(), newConfigCommand(), newCMPCommand(), newSCEPCommand(), newPluginCommand())
 	return root
 }
 

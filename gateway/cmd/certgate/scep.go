@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	scepfrontend "github.com/certgate/certgate/frontends/scep"
 	"github.com/certgate/certgate/gateway"
 	"github.com/certgate/certgate/gateway/config"
+	"github.com/certgate/certgate/gateway/store"
 )
 
 // newSCEPHandler builds the SCEP frontend from the scep section, or returns nil when
@@ -17,7 +21,7 @@ import (
 // CMP profile. A challenge file that cannot be read stops the start, as a MAC secret
 // does. An RA certificate that cannot be issued only turns its SCEP profiles off, with
 // an error in the log, because CMP keeps working without it.
-func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Router, logger *slog.Logger) (*scepfrontend.Handler, error) {
+func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Router, db store.Store, logger *slog.Logger) (*scepfrontend.Handler, error) {
 	if !cfg.SCEP.Enabled {
 		return nil, nil
 	}
@@ -38,9 +42,14 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 		if err != nil {
 			return nil, err
 		}
+		// The static challenge is tried first, so that it never consumes a one-time
+		// challenge that happens to be equal.
+		var validators []scepfrontend.ChallengeValidator
 		if challenge != nil {
-			profile.Challenge = scepfrontend.StaticChallenge(challenge)
+			validators = append(validators, scepfrontend.StaticChallenge(challenge))
 		}
+		validators = append(validators, oneTimeChallenges(db, p.Name))
+		profile.Challenge = anyChallenge(validators...)
 
 		cmpProfile := cmpProfileName(cfg, p.Profile)
 		ra, loaded := ras[cmpProfile]
@@ -57,6 +66,38 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 		handler.Profiles[p.Name] = profile
 	}
 	return handler, nil
+}
+
+// oneTimeChallenges accepts a challenge that "certgate scep challenge" issued for the
+// SCEP profile, and consumes it.
+//
+// NOTE: the challenge is consumed before the router decides, so a request that then
+// fails (on policy, say) has used it up; the operator issues a new one.
+func oneTimeChallenges(db store.Store, profile string) scepfrontend.ChallengeValidator {
+	return scepfrontend.ChallengeValidatorFunc(func(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
+		if req.Challenge == "" {
+			return scepfrontend.ErrChallengeInvalid
+		}
+		digest := sha256.Sum256([]byte(req.Challenge))
+		err := db.ConsumeChallenge(ctx, digest[:], profile, time.Now())
+		if errors.Is(err, store.ErrNotFound) {
+			return scepfrontend.ErrChallengeInvalid
+		}
+		return err
+	})
+}
+
+// anyChallenge accepts a challenge that one of validators accepts, tried in order.
+func anyChallenge(validators ...scepfrontend.ChallengeValidator) scepfrontend.ChallengeValidator {
+	return scepfrontend.ChallengeValidatorFunc(func(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
+		err := scepfrontend.ErrChallengeInvalid
+		for _, validator := range validators {
+			if err = validator.ValidateChallenge(ctx, req); err == nil || !errors.Is(err, scepfrontend.ErrChallengeInvalid) {
+				return err
+			}
+		}
+		return err
+	})
 }
 
 // withSCEP sends the requests under prefix to the SCEP handler and the others to next.

@@ -80,7 +80,7 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 
 	cmpHandler := &cmpfrontend.Handler{Router: router, MaxBodyBytes: cfg.HTTP.MaxRequestBytes, Logger: logger}
 	crlHandler := &cmpfrontend.CRLHandler{Router: router, Logger: logger}
-	scepHandler, err := newSCEPHandler(ctx, cfg, router, logger)
+	scepHandler, err := newSCEPHandler(ctx, cfg, router, db, logger)
 	if err != nil {
 		return err
 	}

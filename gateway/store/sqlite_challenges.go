@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CreateChallenge implements Store.
+func (s *SQLite) CreateChallenge(ctx context.Context, c *Challenge) error {
+	if len(c.Digest) == 0 || c.Profile == "" {
+		return errors.New("store: create challenge: digest and profile are required")
+	}
+	if c.ExpiresAt.IsZero() {
+		return errors.New("store: create challenge: expiry time is not set")
+	}
+	created := c.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	createdText, err := formatTime(created)
+	if err != nil {
+		return fmt.Errorf("store: create challenge: %w", err)
+	}
+	expiresText, err := formatTime(c.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store: create challenge: %w", err)
+	}
+	_, err = s.write.ExecContext(ctx,
+		"INSERT INTO challenges (digest, profile, note, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+		c.Digest, c.Profile, c.Note, createdText, expiresText)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "PRIMARY KEY") {
+			return fmt.Errorf("%w: for profile %q", ErrChallengeExists, c.Profile)
+		}
+		return fmt.Errorf("store: create challenge: %w", err)
+	}
+	return nil
+}
+
+// ConsumeChallenge implements Store. The single DELETE with its row count is what keeps
+// two requests with the same challenge from both succeeding.
+func (s *SQLite) ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) error {
+	nowText, err := formatTime(now)
+	if err != nil {
+		return fmt.Errorf("store: consume challenge: %w", err)
+	}
+	res, err := s.write.ExecContext(ctx,
+		"DELETE FROM challenges WHERE digest = ? AND profile = ? AND expires_at > ?", digest, profile, nowText)
+	if err != nil {
+		return fmt.Errorf("store: consume challenge: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: consume challenge: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: no unexpired challenge with this digest for profile %q", ErrNotFound, profile)
+	}
+	return nil
+}
