@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -192,16 +194,65 @@ func parseCertificateSet(set cryptobyte.String) ([]*x509.Certificate, error) {
 		if !set.ReadASN1Element(&element, cbasn1.SEQUENCE) {
 			return nil, malformed("SignedData.certificates holds something other than a certificate")
 		}
-		// NOTE: Windows clients sign with a self-signed certificate whose authority key
-		// identifier is marked critical, which crypto/x509 rejects since Go 1.23, so
-		// their requests fail here.
 		cert, err := x509.ParseCertificate(element)
+		if err != nil && strings.Contains(err.Error(), "authority key identifier incorrectly marked critical") {
+			// Windows and Intune clients sign with a self-signed certificate whose
+			// authority key identifier is marked critical, against RFC 5280 section
+			// 4.2.1.1, and crypto/x509 rejects it. SCEP needs only the names, serial
+			// number and key of such a certificate, so they are read directly.
+			cert, err = parseSignerFields(element)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: a certificate in SignedData: %v", ErrMalformed, err)
 		}
 		certs = append(certs, cert)
 	}
 	return certs, nil
+}
+
+// parseSignerFields reads the fields of a certificate that SCEP uses from a client's
+// signer certificate: issuer, serial number, validity, subject and public key. The
+// result carries no extensions, so it serves to verify a signature and to encrypt a
+// response, never to build a chain.
+func parseSignerFields(der []byte) (*x509.Certificate, error) {
+	input := cryptobyte.String(der)
+	var certificate, tbs, rawTBS, issuer, validity, subject, spki cryptobyte.String
+	serial := new(big.Int)
+	if !input.ReadASN1(&certificate, cbasn1.SEQUENCE) || !input.Empty() ||
+		!certificate.ReadASN1Element(&rawTBS, cbasn1.SEQUENCE) {
+		return nil, errors.New("not a certificate")
+	}
+	outer := rawTBS
+	if !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.ReadASN1Integer(serial) ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, errors.New("invalid TBSCertificate")
+	}
+	cert := &x509.Certificate{
+		Raw: der, RawTBSCertificate: rawTBS, RawIssuer: issuer, RawSubject: subject,
+		RawSubjectPublicKeyInfo: spki, SerialNumber: serial,
+	}
+	for _, t := range []*time.Time{&cert.NotBefore, &cert.NotAfter} {
+		switch {
+		case validity.PeekASN1Tag(cbasn1.UTCTime):
+			if !validity.ReadASN1UTCTime(t) {
+				return nil, errors.New("invalid validity")
+			}
+		case !validity.ReadASN1GeneralizedTime(t):
+			return nil, errors.New("invalid validity")
+		}
+	}
+	pub, err := x509.ParsePKIXPublicKey(spki)
+	if err != nil {
+		return nil, err
+	}
+	cert.PublicKey = pub
+	return cert, nil
 }
 
 func parseSignerInfo(si cryptobyte.String) (signerInfo, error) {

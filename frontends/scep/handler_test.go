@@ -3,7 +3,10 @@ package scep
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"io"
 	"math/big"
@@ -11,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certgate/certgate/backends"
 	"github.com/certgate/certgate/gateway/cmp"
@@ -364,5 +368,35 @@ func TestFailInfoTableCoversEveryBit(t *testing.T) {
 	}
 	if MessageType(99).String() != "messageType(99)" || PKIStatus(7).String() != "pkiStatus(7)" {
 		t.Error("unknown values do not print as numbers")
+	}
+}
+
+// Windows and Intune clients sign with a self-signed certificate whose authority key
+// identifier is marked critical, which crypto/x509 rejects; the request must still
+// enroll, and the response must be encrypted to that certificate.
+func TestSignerWithCriticalAKI(t *testing.T) {
+	f := newFixture(t, nil)
+	client := newTestClient(t, "windows")
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "windows"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 35}, Critical: true, Value: []byte{0x30, 0x03, 0x80, 0x01, 0x01}}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, client.key.Public(), client.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x509.ParseCertificate(der); err == nil {
+		t.Fatal("crypto/x509 accepts a critical authority key identifier now; this test no longer covers the fallback")
+	}
+	lenient, err := parseSignerFields(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.cert = lenient
+
+	rep := client.post(f.url, client.message(f.ra.Certificate, MessagePKCSReq, "tx-windows", client.csr("windows", testChallenge), cipherAES128, digestSHA256))
+	if rep.status != StatusSuccess {
+		t.Fatalf("%s %s: %s", rep.status, rep.failInfo, rep.failInfoText)
 	}
 }
