@@ -1,7 +1,6 @@
 package scep
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -153,10 +152,12 @@ func readCertificateFile(t *testing.T, path string) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// DER is parsed as it is: trimming it as text would cut a signature that happens
+	// to end in a byte such as 0x0a or 0x20.
 	if block, _ := pem.Decode(data); block != nil {
 		data = block.Bytes
 	}
-	cert, err := x509.ParseCertificate(bytes.TrimSpace(data))
+	cert, err := x509.ParseCertificate(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
