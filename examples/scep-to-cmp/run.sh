@@ -5,10 +5,12 @@
 #
 #   examples/scep-to-cmp/run.sh [CA_HTTP_PORT CA_TCP_PORT RA_HTTP_PORT]
 #
-# The client is strongSwan's pki when it is installed (Debian packages strongswan-pki
-# and libstrongswan-extra-plugins), else the micromdm scepclient 2.3.0 that
-# .ci/peers/go.mod pins. The script checks that the certificate chains to B's root and
-# that B knows it: B accepts a revocation of it. Everything listens on 127.0.0.1.
+# CLIENT selects the SCEP client: strongswan (pki, Debian packages strongswan-pki and
+# libstrongswan-extra-plugins), micromdm-2.1 (scepclient, Debian package scep) or
+# micromdm-2.3 (the scepclient that .ci/peers/go.mod pins). The default is strongswan
+# when pki is installed, else micromdm-2.3. The device enrolls, then renews with a
+# RenewalReq; the script checks that both certificates chain to B's root and that B
+# knows them: B accepts their revocation. Everything listens on 127.0.0.1.
 set -euo pipefail
 ca_http=${1:-18441}
 ca_tcp=${2:-18442}
@@ -49,19 +51,55 @@ url="http://127.0.0.1:$ra_http/scep"
 challenge=$(cat "$work/ra-data/secrets/scep-default.challenge")
 cd "$work"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out device.key 2>/dev/null
-if command -v pki >/dev/null; then
-  echo "client: strongSwan $(pki --version 2>/dev/null | head -1 || echo pki)"
-  pki --scepca --url "$url" --caout ca.der --raout ra.der --force >/dev/null
-  pki --scep --url "$url" --in device.key --dn "CN=bridged-device,O=certgate example" \
-    --password "$challenge" --cacert-enc ra.der --cacert-sig ra.der --outform pem > device.crt
-else
-  echo "client: micromdm scepclient 2.3.0"
-  (cd "$repo" && go build -modfile=.ci/peers/go.mod -o "$work/scepclient" github.com/micromdm/scep/v2/cmd/scepclient)
-  ./scepclient -server-url "$url" -private-key device.key -certificate device.crt \
-    -challenge "$challenge" -cn bridged-device -organization "certgate example"
-fi
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out device-new.key 2>/dev/null
 
-openssl verify -CAfile ca-data/softca/root.crt -untrusted ca-data/softca/issuing.crt device.crt
-./certgate cmp rr --server "http://127.0.0.1:$ca_http/.well-known/cmp" --ref default \
-  --secret-file ca-data/secrets/cmp-default.secret --oldcert device.crt --reason 5
-echo "the device enrolled over SCEP; the CMP CA behind the RA issued and then revoked its certificate"
+client=${CLIENT:-}
+if [[ -z "$client" ]]; then
+  if command -v pki >/dev/null; then client=strongswan; else client=micromdm-2.3; fi
+fi
+echo "client: $client"
+case "$client" in
+  strongswan)
+    pki --scepca --url "$url" --caout ca.der --raout ra.der --force >/dev/null
+    pki --scep --url "$url" --in device.key --dn "CN=bridged-device,O=certgate example" \
+      --password "$challenge" --cacert-enc ra.der --cacert-sig ra.der --outform pem > device.crt
+    # Renewal: a new key, requested with a RenewalReq signed by the first certificate.
+    pki --scep --url "$url" --in device-new.key --dn "CN=bridged-device,O=certgate example" \
+      --cacert-enc ra.der --cacert-sig ra.der --cert device.crt --key device.key --outform pem > renewed.crt
+    ;;
+  micromdm-2.1 | micromdm-2.3)
+    if [[ "$client" == micromdm-2.1 ]]; then
+      scepclient=$(command -v scepclient) || { echo "scepclient 2.1.0 is not installed (Debian package scep)" >&2; exit 1; }
+    else
+      (cd "$repo" && go build -modfile=.ci/peers/go.mod -o "$work/scepclient" github.com/micromdm/scep/v2/cmd/scepclient)
+      scepclient=./scepclient
+    fi
+    # The micromdm clients encrypt to every certificate of GetCACert unless told which
+    # one is the RA, by the SHA-256 of its DER.
+    fingerprint=$(openssl x509 -in ra-data/scep/ra-default.crt -outform DER | sha256sum | cut -d' ' -f1)
+    # The client generates its key into device/client.key on first use.
+    mkdir device
+    "$scepclient" -server-url "$url" -private-key device/client.key -certificate device/client.pem \
+      -challenge "$challenge" -cn bridged-device -organization "certgate example" -ca-fingerprint "$fingerprint"
+    cp device/client.pem device.crt
+    # With client.pem present the client sends a RenewalReq signed with it.
+    "$scepclient" -server-url "$url" -private-key device/client.key -certificate device/client.pem \
+      -cn bridged-device -organization "certgate example" -ca-fingerprint "$fingerprint"
+    cp device/client.pem renewed.crt
+    ;;
+  *)
+    echo "CLIENT=$client: use strongswan, micromdm-2.1 or micromdm-2.3" >&2
+    exit 2
+    ;;
+esac
+
+openssl verify -CAfile ca-data/softca/root.crt -untrusted ca-data/softca/issuing.crt device.crt renewed.crt
+if cmp -s device.crt renewed.crt; then
+  echo "the renewal returned the first certificate again" >&2
+  exit 1
+fi
+for cert in device.crt renewed.crt; do
+  ./certgate cmp rr --server "http://127.0.0.1:$ca_http/.well-known/cmp" --ref default \
+    --secret-file ca-data/secrets/cmp-default.secret --oldcert "$cert" --reason 5
+done
+echo "the device enrolled and renewed over SCEP; the CMP CA behind the RA issued both certificates and revoked them"

@@ -313,18 +313,27 @@ func freePort(t *testing.T) string {
 
 func TestSCEPToCMPBridgeExample(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs two gateways and a SCEP client; skipped in -short mode")
+		t.Skip("runs two gateways and SCEP clients; skipped in -short mode")
 	}
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed")
 	}
 	script := filepath.Join("..", "..", "..", "examples", "scep-to-cmp", "run.sh")
-	cmd := exec.Command("bash", script, freePort(t), freePort(t), freePort(t))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, out)
-	}
-	if !strings.Contains(string(out), "device.crt: OK") {
-		t.Errorf("the bridged certificate was not verified:\n%s", out)
+	clients := map[string]string{"strongswan": "pki", "micromdm-2.1": "scepclient", "micromdm-2.3": "go"}
+	for client, program := range clients {
+		t.Run(client, func(t *testing.T) {
+			if _, err := exec.LookPath(program); err != nil {
+				t.Skipf("%s is not installed", program)
+			}
+			cmd := exec.Command("bash", script, freePort(t), freePort(t), freePort(t))
+			cmd.Env = append(os.Environ(), "CLIENT="+client)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", script, err, out)
+			}
+			if !strings.Contains(string(out), "device.crt: OK") || !strings.Contains(string(out), "renewed.crt: OK") {
+				t.Errorf("the bridged certificates were not verified:\n%s", out)
+			}
+		})
 	}
 }
