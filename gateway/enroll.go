@@ -50,7 +50,8 @@ func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 		if err := p10.CSR.CheckSignature(); err != nil {
 			return nil, &Failure{Info: cmp.FailBadPOP, Detail: "the PKCS #10 signature does not verify", Err: err}
 		}
-		requested = requestedCertificate{RawSubject: p10.CSR.RawSubject, RawPublicKey: p10.CSR.RawSubjectPublicKeyInfo, Extensions: p10.CSR.Extensions}
+		requested = requestedCertificate{RawSubject: p10.CSR.RawSubject, RawPublicKey: p10.CSR.RawSubjectPublicKeyInfo,
+			PublicKey: p10.CSR.PublicKey, Extensions: p10.CSR.Extensions}
 		// RFC 9483 section 4.1.4: a p10cr has no certReqId, and -1 stands for it in
 		// the response and in certConf.
 		certReqID = -1
@@ -60,11 +61,13 @@ func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 			return nil, reject(cmp.FailBadRequest, "one CertReqMsg per request is supported, got %d", len(m.Body.CertReqs))
 		}
 		crm := &m.Body.CertReqs[0]
-		if err := r.verifyPOP(req, crm); err != nil {
+		pub, err := r.verifyPOP(req, crm)
+		if err != nil {
 			return nil, err
 		}
 		t := crm.Template
-		requested = requestedCertificate{RawSubject: t.RawSubject, RawPublicKey: t.RawPublicKey, Extensions: t.Extensions, NotBefore: t.NotBefore, NotAfter: t.NotAfter}
+		requested = requestedCertificate{RawSubject: t.RawSubject, RawPublicKey: t.RawPublicKey, PublicKey: pub,
+			Extensions: t.Extensions, NotBefore: t.NotBefore, NotAfter: t.NotAfter}
 		certReqID = crm.CertReqID
 		if m.Body.Type == cmp.BodyKUR {
 			old, err := r.checkKeyUpdate(ctx, req, crm)
@@ -173,35 +176,37 @@ func (r *Router) closeTransaction(ctx context.Context, tx *store.Transaction, st
 	}
 }
 
-// verifyPOP checks the proof of possession of a CRMF request (RFC 4211 section 4).
-func (r *Router) verifyPOP(req *request, crm *cmp.CertReqMsg) error {
+// verifyPOP checks the proof of possession of a CRMF request (RFC 4211 section 4) and
+// returns the template's public key when it parsed it, so that policy need not parse it
+// again.
+func (r *Router) verifyPOP(req *request, crm *cmp.CertReqMsg) (any, error) {
 	pop := crm.POP
 	if pop == nil {
-		return reject(cmp.FailBadPOP, "the proof of possession is missing")
+		return nil, reject(cmp.FailBadPOP, "the proof of possession is missing")
 	}
 	switch pop.Type {
 	case cmp.POPRAVerified:
 		if req.origin.Verified == nil && !req.profile.TrustedRAs[req.requester.Identity] {
-			return reject(cmp.FailBadPOP, "raVerified is accepted only from a registration authority")
+			return nil, reject(cmp.FailBadPOP, "raVerified is accepted only from a registration authority")
 		}
-		return nil
+		return nil, nil
 	case cmp.POPSignature:
 		if pop.RawPOPOSKInput != nil {
-			return reject(cmp.FailBadPOP, "poposkInput is not supported; put subject and publicKey into the certTemplate")
+			return nil, reject(cmp.FailBadPOP, "poposkInput is not supported; put subject and publicKey into the certTemplate")
 		}
 		pub, err := x509.ParsePKIXPublicKey(crm.Template.RawPublicKey)
 		if err != nil {
-			return &Failure{Info: cmp.FailBadCertTemplate, Detail: "the certTemplate has no usable publicKey", Err: err}
+			return nil, &Failure{Info: cmp.FailBadCertTemplate, Detail: "the certTemplate has no usable publicKey", Err: err}
 		}
 		if err := cmp.VerifySignatureWithKey(pub, pop.Algorithm, crm.RawCertReq, pop.Signature); err != nil {
 			if errors.Is(err, cmp.ErrBadAlgorithm) {
-				return &Failure{Info: cmp.FailBadAlg, Detail: "the proof-of-possession algorithm is not supported", Err: err}
+				return nil, &Failure{Info: cmp.FailBadAlg, Detail: "the proof-of-possession algorithm is not supported", Err: err}
 			}
-			return &Failure{Info: cmp.FailBadPOP, Detail: "the proof-of-possession signature does not verify", Err: err}
+			return nil, &Failure{Info: cmp.FailBadPOP, Detail: "the proof-of-possession signature does not verify", Err: err}
 		}
-		return nil
+		return pub, nil
 	}
-	return reject(cmp.FailBadPOP, "proof of possession by key encipherment or key agreement is not supported")
+	return nil, reject(cmp.FailBadPOP, "proof of possession by key encipherment or key agreement is not supported")
 }
 
 // checkKeyUpdate checks a kur (RFC 9483 section 4.1.3): it names the certificate to

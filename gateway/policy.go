@@ -74,6 +74,7 @@ func KeyType(pub any) string {
 type requestedCertificate struct {
 	RawSubject   []byte
 	RawPublicKey []byte
+	PublicKey    any // RawPublicKey parsed, when the caller already did; nil otherwise
 	Extensions   []pkix.Extension
 	NotBefore    time.Time
 	NotAfter     time.Time
@@ -94,9 +95,12 @@ func (p *Profile) applyPolicy(req requestedCertificate, now time.Time) (backends
 	var t backends.Template
 	modified := false
 
-	pub, err := x509.ParsePKIXPublicKey(req.RawPublicKey)
-	if err != nil {
-		return t, false, reject(cmp.FailBadCertTemplate, "the public key is missing or not supported: %v", err)
+	pub := req.PublicKey
+	if pub == nil {
+		var err error
+		if pub, err = x509.ParsePKIXPublicKey(req.RawPublicKey); err != nil {
+			return t, false, reject(cmp.FailBadCertTemplate, "the public key is missing or not supported: %v", err)
+		}
 	}
 	if keyType := KeyType(pub); !p.KeyTypes[keyType] {
 		return t, false, reject(cmp.FailBadCertTemplate, "key type %s is not allowed by profile %q", keyType, p.Name)
