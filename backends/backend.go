@@ -82,7 +82,7 @@ type IssueResult struct {
 	Pending     *Pending
 }
 
-// Pending tells the client to ask again later.
+// Pending is the result of an issuance that the CA decides later; the client polls.
 type Pending struct {
 	PollReference string
 	CheckAfter    time.Duration

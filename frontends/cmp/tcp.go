@@ -22,7 +22,7 @@ const (
 	DefaultTCPReadTimeout       = 30 * time.Second  // to receive one whole frame once it has begun
 	DefaultTCPIdleTimeout       = 120 * time.Second // to wait for the next frame on an open connection
 	DefaultTCPMaxConnsPerClient = 16                // open connections from one IP address
-	DefaultTCPSyncWait          = 5 * time.Second   // processing time before the client is told to poll
+	DefaultTCPSyncWait          = 5 * time.Second   // processing time before the client gets a pollRep
 	pendingLifetime             = 10 * time.Minute  // how long an unpolled TCP result is kept
 )
 
@@ -208,7 +208,7 @@ func (s *TCPServer) serveConn(conn net.Conn, host string) {
 	}
 }
 
-// rejectFrame answers a frame that could not be read with errorMsgRep, when the framing
+// rejectFrame responds to a frame that could not be read with errorMsgRep, when the framing
 // is known and the connection still works, and logs why.
 func (s *TCPServer) rejectFrame(conn net.Conn, frame *pkicmp.Frame, remote string, err error) {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -259,8 +259,8 @@ func (s *TCPServer) handleFrame(conn net.Conn, frame *pkicmp.Frame) (*pkicmp.Fra
 	return reply, closeAfter
 }
 
-// process runs a PKIMessage through the router. When the router has not answered within
-// SyncWait, the client is told to poll.
+// process runs a PKIMessage through the router. When the router has not returned within
+// SyncWait, the client gets a pollRep.
 func (s *TCPServer) process(conn net.Conn, framing pkicmp.Framing, der []byte) *pkicmp.Frame {
 	result := &pendingResult{done: make(chan struct{}), created: time.Now()}
 	origin := gateway.Origin{Frontend: "cmp-tcp", Profile: s.Profile, RemoteAddr: conn.RemoteAddr().String()}
@@ -301,7 +301,7 @@ func pollRepFrame(framing pkicmp.Framing, ref uint32, wait time.Duration) *pkicm
 	return frame
 }
 
-// pollTransport answers a transport-level pollReq.
+// pollTransport responds to a transport-level pollReq.
 func (s *TCPServer) pollTransport(framing pkicmp.Framing, value []byte) *pkicmp.Frame {
 	ref, _, err := pkicmp.ParsePollValue(value)
 	if err != nil {
