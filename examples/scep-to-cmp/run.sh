@@ -6,8 +6,9 @@
 #   examples/scep-to-cmp/run.sh [CA_HTTP_PORT CA_TCP_PORT RA_HTTP_PORT]
 #
 # CLIENT selects the SCEP client: strongswan (pki, Debian packages strongswan-pki and
-# libstrongswan-extra-plugins), micromdm-2.1 (scepclient, Debian package scep) or
-# micromdm-2.3 (the scepclient that .ci/peers/go.mod pins). The default is strongswan
+# libstrongswan-extra-plugins), micromdm-2.1 (scepclient, Debian package scep),
+# micromdm-2.3 (the scepclient that .ci/peers/go.mod pins) or certmonger (Debian
+# packages certmonger and dbus-daemon; renewal is a new PKCSReq for the same key). The default is strongswan
 # when pki is installed, else micromdm-2.3. The device enrolls, then renews with a
 # RenewalReq; the script checks that both certificates chain to B's root and that B
 # knows them: B accepts their revocation. Everything listens on 127.0.0.1.
@@ -87,8 +88,36 @@ case "$client" in
       -cn bridged-device -organization "certgate example" -ca-fingerprint "$fingerprint"
     cp device/client.pem renewed.crt
     ;;
+  certmonger)
+    # certmonger's daemon on a private D-Bus session bus, with its state in the work
+    # folder, so that a certmonger of the machine is not touched.
+    mkdir -p cm/requests cm/cas
+    dbus-daemon --session --fork --print-address=1 --print-pid=1 > cm/bus
+    export DBUS_SESSION_BUS_ADDRESS=$(sed -n 1p cm/bus)
+    pids+=("$(sed -n 2p cm/bus)")
+    CERTMONGER_REQUESTS_DIR="$work/cm/requests" CERTMONGER_CAS_DIR="$work/cm/cas" certmonger -s -n &
+    pids+=($!)
+    openssl x509 -in ra-data/scep/ra-default.crt -out cm/ra.pem
+    for _ in $(seq 50); do
+      getcert add-scep-ca -s -c bridge -u "$url" -r "$work/cm/ra.pem" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    # The request waits for the CA certificates, which certmonger fetches in the background.
+    for _ in $(seq 100); do
+      getcert list-cas -s -c bridge | grep -q "SCEP CA certificate thumbprint" && break
+      sleep 0.2
+    done
+    getcert request -s -c bridge -k "$work/device.key" -f "$work/device.crt" \
+      -N "CN=bridged-device,O=certgate example" -L "$challenge" -w
+    cp device.crt first.crt
+    # certmonger renews by sending a new PKCSReq for the same key.
+    id=$(getcert list -s | sed -n "s/^Request ID '\(.*\)':/\1/p" | head -1)
+    getcert resubmit -s -i "$id" -w
+    mv device.crt renewed.crt
+    mv first.crt device.crt
+    ;;
   *)
-    echo "CLIENT=$client: use strongswan, micromdm-2.1 or micromdm-2.3" >&2
+    echo "CLIENT=$client: use strongswan, micromdm-2.1, micromdm-2.3 or certmonger" >&2
     exit 2
     ;;
 esac

@@ -319,7 +319,7 @@ func TestSCEPToCMPBridgeExample(t *testing.T) {
 		t.Skip("openssl is not installed")
 	}
 	script := filepath.Join("..", "..", "..", "examples", "scep-to-cmp", "run.sh")
-	clients := map[string]string{"strongswan": "pki", "micromdm-2.1": "scepclient", "micromdm-2.3": "go"}
+	clients := map[string]string{"strongswan": "pki", "micromdm-2.1": "scepclient", "micromdm-2.3": "go", "certmonger": "certmonger"}
 	for client, program := range clients {
 		t.Run(client, func(t *testing.T) {
 			if _, err := exec.LookPath(program); err != nil {
