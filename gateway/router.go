@@ -421,3 +421,13 @@ func (r *Router) CAChain(ctx context.Context, profileName string) ([]*x509.Certi
 	}
 	return profile.Backend.CAChain(ctx)
 }
+
+// CertificateStatus returns the recorded status of an issued certificate, or
+// store.ErrNotFound.
+func (r *Router) CertificateStatus(ctx context.Context, rawIssuer []byte, serial *big.Int) (store.CertificateStatus, error) {
+	record, err := r.opts.Store.Certificate(ctx, rawIssuer, serial)
+	if err != nil {
+		return "", err
+	}
+	return record.Status, nil
+}

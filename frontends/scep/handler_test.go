@@ -18,6 +18,7 @@ import (
 
 	"github.com/certgate/certgate/backends"
 	"github.com/certgate/certgate/gateway/cmp"
+	"github.com/certgate/certgate/gateway/store"
 )
 
 // enroll runs a PKCSReq of a new test client against the default profile and returns
@@ -398,5 +399,20 @@ func TestSignerWithCriticalAKI(t *testing.T) {
 	rep := client.post(f.url, client.message(f.ra.Certificate, MessagePKCSReq, "tx-windows", client.csr("windows", testChallenge), cipherAES128, digestSHA256))
 	if rep.status != StatusSuccess {
 		t.Fatalf("%s %s: %s", rep.status, rep.failInfo, rep.failInfoText)
+	}
+}
+
+// A certificate that the gateway recorded as on hold cannot renew, even while the CA's
+// CRL does not list it yet: the recorded status is checked first, and it is all there
+// is for a backend without CRLs.
+func TestRenewalRejectedByRecordedStatus(t *testing.T) {
+	f := newFixture(t, nil)
+	client, cert := f.enroll("device-held")
+	if err := f.store.SetCertificateStatus(context.Background(), cert.RawIssuer, cert.SerialNumber, store.CertOnHold, int(backends.ReasonCertificateHold), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rep := client.post(f.url, client.message(f.ra.Certificate, MessageRenewalReq, "tx-held", client.csr("device-held", ""), cipherAES128, digestSHA256))
+	if rep.status != StatusFailure || !strings.Contains(rep.failInfoText, "revoked") {
+		t.Errorf("renewal signed by a certificate on hold: %s %s %q, want FAILURE naming the revocation", rep.status, rep.failInfo, rep.failInfoText)
 	}
 }

@@ -148,13 +148,24 @@ func (h *Handler) checkRenewal(ctx context.Context, p *Profile, signer *x509.Cer
 	return nil
 }
 
-// revoked reports whether cert is on the current CRL of the profile's backend, after
-// checking that the CRL comes from cert's issuer.
+// revoked reports whether cert is revoked or on hold: first by the status the gateway
+// recorded, then by the current CRL of the profile's backend, which also knows
+// revocations made at the CA itself. A backend without CRLs is judged by the recorded
+// status alone.
 //
-// NOTE: the router offers no lookup of a certificate's revocation status, so the CRL is
-// fetched and parsed for every RenewalReq. A backend without CRLs cannot renew.
+// NOTE: the CRL is fetched and parsed for every RenewalReq.
 func (h *Handler) revoked(ctx context.Context, p *Profile, cert *x509.Certificate) (bool, error) {
+	status, err := h.Router.CertificateStatus(ctx, cert.RawIssuer, cert.SerialNumber)
+	if err != nil {
+		return false, err
+	}
+	if status == store.CertRevoked || status == store.CertOnHold {
+		return true, nil
+	}
 	der, err := h.Router.CRL(ctx, p.CMPProfile)
+	if backends.CategoryOf(err) == backends.CategoryUnsupported {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
