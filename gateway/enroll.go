@@ -89,7 +89,7 @@ func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 		Requester: req.requester.Identity, State: store.StatePending, CertReqID: certReqID,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(r.opts.TransactionTimeout),
 	}
-	if err := r.opts.Store.CreateTransaction(ctx, tx); err != nil {
+	if err := r.opts.Store.OpenTransaction(ctx, tx, m.Header.SenderNonce, now.Add(r.opts.TransactionTimeout)); err != nil {
 		return nil, err
 	}
 

@@ -185,9 +185,12 @@ func (r *Router) process(ctx context.Context, req *request) *cmp.Message {
 		return r.errorResponse(req, failureOf(err))
 	}
 	// The nonce is recorded only after authentication, so that unauthenticated traffic
-	// cannot fill the nonce table.
-	if err := r.opts.Store.RecordNonce(ctx, req.msg.Header.SenderNonce, r.now().Add(r.opts.TransactionTimeout)); err != nil {
-		return r.errorResponse(req, failureOf(err))
+	// cannot fill the nonce table. An enrollment records it together with the new
+	// transaction, in one commit on the measured path.
+	if !opensTransaction(req.msg.Body.Type) {
+		if err := r.opts.Store.RecordNonce(ctx, req.msg.Header.SenderNonce, r.now().Add(r.opts.TransactionTimeout)); err != nil {
+			return r.errorResponse(req, failureOf(err))
+		}
 	}
 
 	var body *cmp.Body
@@ -214,6 +217,13 @@ func (r *Router) process(ctx context.Context, req *request) *cmp.Message {
 		return r.errorResponse(req, failureOf(err))
 	}
 	return r.response(req, body)
+}
+
+// opensTransaction reports whether a request body starts a transaction: the enrollment
+// requests.
+func opensTransaction(body cmp.BodyType) bool {
+	_, ok := responseTypes[body]
+	return ok
 }
 
 // checkHeader applies the generic header checks of RFC 9483 section 3.5.

@@ -1265,3 +1265,34 @@ func TestChallengeExpires(t *testing.T) {
 		t.Errorf("DeleteExpired removed %d rows, want the 1 challenge", removed)
 	}
 }
+
+func TestOpenTransactionIsAtomic(t *testing.T) {
+	s, clock, _ := openTestStore(t)
+	ctx := context.Background()
+	expires := clock.Now().Add(time.Hour)
+
+	if err := s.OpenTransaction(ctx, newTransaction("tx-open-1", clock), []byte("nonce-open-1"), expires); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transaction(ctx, []byte("tx-open-1")); err != nil {
+		t.Errorf("transaction not stored: %v", err)
+	}
+
+	// A replayed nonce stores no transaction.
+	err := s.OpenTransaction(ctx, newTransaction("tx-open-2", clock), []byte("nonce-open-1"), expires)
+	if !errors.Is(err, ErrNonceReplayed) {
+		t.Fatalf("replayed nonce: %v, want ErrNonceReplayed", err)
+	}
+	if _, err := s.Transaction(ctx, []byte("tx-open-2")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("transaction of a replayed nonce: %v, want ErrNotFound", err)
+	}
+
+	// A transaction ID in use records no nonce.
+	err = s.OpenTransaction(ctx, newTransaction("tx-open-1", clock), []byte("nonce-open-3"), expires)
+	if !errors.Is(err, ErrTransactionExists) {
+		t.Fatalf("reused transaction ID: %v, want ErrTransactionExists", err)
+	}
+	if err := s.RecordNonce(ctx, []byte("nonce-open-3"), expires); err != nil {
+		t.Errorf("the nonce of a rejected transaction was kept: %v", err)
+	}
+}

@@ -91,6 +91,9 @@ type Store interface {
 	// CreateTransaction stores a new transaction, or returns ErrTransactionExists when a
 	// transaction with the same ID has not expired.
 	CreateTransaction(ctx context.Context, tx *Transaction) error
+	// OpenTransaction records nonce as RecordNonce does and creates tx as
+	// CreateTransaction does, atomically, returning the same errors.
+	OpenTransaction(ctx context.Context, tx *Transaction, nonce []byte, nonceExpiresAt time.Time) error
 	// Transaction returns the unexpired transaction with this ID, or ErrNotFound.
 	Transaction(ctx context.Context, id []byte) (*Transaction, error)
 	// UpdateTransaction replaces the stored transaction with the same ID, or returns ErrNotFound.
