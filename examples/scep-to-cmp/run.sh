@@ -75,8 +75,8 @@ case "$client" in
       (cd "$repo" && go build -modfile=.ci/peers/go.mod -o "$work/scepclient" github.com/micromdm/scep/v2/cmd/scepclient)
       scepclient=./scepclient
     fi
-    # The micromdm clients encrypt to every certificate of GetCACert unless told which
-    # one is the RA, by the SHA-256 of its DER.
+    # The micromdm clients encrypt to every certificate of GetCACert unless
+    # -ca-fingerprint names the RA by the SHA-256 of its DER.
     fingerprint=$(openssl x509 -in ra-data/scep/ra-default.crt -outform DER | sha256sum | cut -d' ' -f1)
     # The client generates its key into device/client.key on first use.
     mkdir device

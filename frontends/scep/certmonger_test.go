@@ -70,7 +70,7 @@ func TestCertmongerEnrollAndResubmit(t *testing.T) {
 	if err := os.WriteFile(raFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ra.Certificate.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The daemon may take a moment to answer on the new bus.
+	// The daemon may take a moment to register on the new bus.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cmd := exec.Command("getcert", "add-scep-ca", "-s", "-c", "certgate-test", "-u", f.url, "-r", raFile)

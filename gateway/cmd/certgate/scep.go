@@ -71,8 +71,8 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 // oneTimeChallenges accepts a challenge that "certgate scep challenge" issued for the
 // SCEP profile, and consumes it.
 //
-// NOTE: the challenge is consumed before the router decides, so a request that then
-// fails (on policy, say) has used it up; the operator issues a new one.
+// NOTE: the challenge is consumed before the router decides. A request that then fails,
+// on policy for example, has used it up, and the operator issues a new one.
 func oneTimeChallenges(db store.Store, profile string) scepfrontend.ChallengeValidator {
 	return scepfrontend.ChallengeValidatorFunc(func(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
 		if req.Challenge == "" {

@@ -55,7 +55,7 @@ func parseUpstreamConfig(dataDir string, raw map[string]any) (*upstreamcmp.Confi
 	case "ir":
 		cfg.RequestType = cmp.BodyIR
 	default:
-		return nil, fmt.Errorf("request_type %q is not ir or cr", text["request_type"])
+		return nil, fmt.Errorf("request_type %q is invalid; use ir or cr", text["request_type"])
 	}
 	if value := text["timeout"]; value != "" {
 		timeout, err := time.ParseDuration(value)
