@@ -255,31 +255,40 @@ func parseSignerFields(der []byte) (*x509.Certificate, error) {
 	return cert, nil
 }
 
+// readCertificateIdentifier reads the CHOICE that names a certificate in CMS, the
+// SignerIdentifier and the RecipientIdentifier of RFC 5652: issuerAndSerialNumber, or
+// subjectKeyIdentifier [0]. Exactly one of the results is set: rawIssuer with serial, or
+// keyID.
+func readCertificateIdentifier(s *cryptobyte.String, field string) (rawIssuer []byte, serial *big.Int, keyID []byte, err error) {
+	switch {
+	case s.PeekASN1Tag(cbasn1.SEQUENCE):
+		var id, issuer cryptobyte.String
+		serial = new(big.Int)
+		if !s.ReadASN1(&id, cbasn1.SEQUENCE) || !id.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+			!id.ReadASN1Integer(serial) || !id.Empty() {
+			return nil, nil, nil, malformed("%s issuerAndSerialNumber is invalid", field)
+		}
+		return issuer, serial, nil, nil
+	case s.PeekASN1Tag(tagContext0Primitive):
+		var id cryptobyte.String
+		if !s.ReadASN1(&id, tagContext0Primitive) {
+			return nil, nil, nil, malformed("%s subjectKeyIdentifier is invalid", field)
+		}
+		return nil, nil, id, nil
+	}
+	return nil, nil, nil, malformed("%s is neither issuerAndSerialNumber nor subjectKeyIdentifier", field)
+}
+
 func parseSignerInfo(si cryptobyte.String) (signerInfo, error) {
 	var out signerInfo
 	var version int64
 	if !si.ReadASN1Integer(&version) || (version != 1 && version != 3) {
 		return out, malformed("SignerInfo.version must be 1 or 3")
 	}
-	switch {
-	case si.PeekASN1Tag(cbasn1.SEQUENCE):
-		var sid, issuer cryptobyte.String
-		out.serial = new(big.Int)
-		if !si.ReadASN1(&sid, cbasn1.SEQUENCE) || !sid.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
-			!sid.ReadASN1Integer(out.serial) || !sid.Empty() {
-			return out, malformed("SignerInfo.sid issuerAndSerialNumber is invalid")
-		}
-		out.rawIssuer = issuer
-	case si.PeekASN1Tag(tagContext0Primitive):
-		var keyID cryptobyte.String
-		if !si.ReadASN1(&keyID, tagContext0Primitive) {
-			return out, malformed("SignerInfo.sid subjectKeyIdentifier is invalid")
-		}
-		out.subjectKeyID = keyID
-	default:
-		return out, malformed("SignerInfo.sid is neither issuerAndSerialNumber nor subjectKeyIdentifier")
-	}
 	var err error
+	if out.rawIssuer, out.serial, out.subjectKeyID, err = readCertificateIdentifier(&si, "SignerInfo.sid"); err != nil {
+		return out, err
+	}
 	if out.digestOID, _, err = readAlgorithmIdentifier(&si, "SignerInfo.digestAlgorithm"); err != nil {
 		return out, err
 	}

@@ -148,25 +148,10 @@ func parseKeyTransRecipient(s *cryptobyte.String) (keyTransRecipient, error) {
 	if !s.ReadASN1(&ri, cbasn1.SEQUENCE) || !ri.ReadASN1Integer(&version) || (version != 0 && version != 2) {
 		return out, malformed("KeyTransRecipientInfo or its version is invalid")
 	}
-	switch {
-	case ri.PeekASN1Tag(cbasn1.SEQUENCE):
-		var rid, issuer cryptobyte.String
-		out.serial = new(big.Int)
-		if !ri.ReadASN1(&rid, cbasn1.SEQUENCE) || !rid.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
-			!rid.ReadASN1Integer(out.serial) || !rid.Empty() {
-			return out, malformed("KeyTransRecipientInfo.rid is invalid")
-		}
-		out.rawIssuer = issuer
-	case ri.PeekASN1Tag(tagContext0Primitive):
-		var keyID cryptobyte.String
-		if !ri.ReadASN1(&keyID, tagContext0Primitive) {
-			return out, malformed("KeyTransRecipientInfo.rid is invalid")
-		}
-		out.subjectKeyID = keyID
-	default:
-		return out, malformed("KeyTransRecipientInfo.rid has an unknown form")
-	}
 	var err error
+	if out.rawIssuer, out.serial, out.subjectKeyID, err = readCertificateIdentifier(&ri, "KeyTransRecipientInfo.rid"); err != nil {
+		return out, err
+	}
 	if out.algorithm, out.params, err = readAlgorithmIdentifier(&ri, "keyEncryptionAlgorithm"); err != nil {
 		return out, err
 	}
