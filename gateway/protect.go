@@ -109,9 +109,9 @@ func protectionCertificate(m *cmp.Message) *x509.Certificate {
 // protect encodes the response with the protection that matches the request: the same
 // MAC key for a MAC-protected request, else the responder's signature, else none.
 func (r *Router) protect(req *request, resp *cmp.Message) ([]byte, error) {
-	resp.ExtraCerts = dedupeCertificates(resp.ExtraCerts)
 	if req.macKey != nil {
 		resp.Header.SenderKID = req.msg.Header.SenderKID
+		resp.ExtraCerts = dedupeCertificates(resp.ExtraCerts)
 		return req.macKey.Protect(resp)
 	}
 	if responder := r.opts.Responder; responder != nil {
@@ -124,6 +124,7 @@ func (r *Router) protect(req *request, resp *cmp.Message) ([]byte, error) {
 		resp.ExtraCerts = dedupeCertificates(resp.ExtraCerts)
 		return resp.Bytes()
 	}
+	resp.ExtraCerts = dedupeCertificates(resp.ExtraCerts)
 	if err := resp.Encode(); err != nil {
 		return nil, err
 	}
