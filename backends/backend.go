@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Backend is a certificate authority as the router sees it. Every method may return an
+// Backend is a certificate authority as the router uses it. Every method may return an
 // *Error whose Category the router maps to the requesting protocol's failure code.
 type Backend interface {
 	// Capabilities reports what the backend supports beyond Issue and CAChain.
@@ -26,7 +26,7 @@ type Backend interface {
 	// poll reference when the CA decides later.
 	Issue(ctx context.Context, req *IssueRequest) (*IssueResult, error)
 
-	// Poll asks again for a result that Issue returned as pending.
+	// Poll requests again a result that Issue returned as pending.
 	Poll(ctx context.Context, req *PollRequest) (*IssueResult, error)
 
 	// Revoke changes the revocation state of a certificate that this backend issued.
@@ -66,7 +66,7 @@ type Template struct {
 	NotAfter     time.Time
 }
 
-// IssueRequest asks the backend to sign one certificate.
+// IssueRequest is a request to sign one certificate.
 type IssueRequest struct {
 	TransactionID []byte // idempotency key: the same ID and template return the same certificate
 	Profile       string
@@ -88,7 +88,7 @@ type Pending struct {
 	CheckAfter    time.Duration
 }
 
-// PollRequest asks for the result of a pending issuance.
+// PollRequest is a request for the result of a pending issuance.
 type PollRequest struct {
 	TransactionID []byte
 	PollReference string

@@ -138,7 +138,7 @@ type request struct {
 }
 
 // Handle processes one DER PKIMessage and returns the DER response, which is always a
-// PKIMessage: failures are answered with a CMP error message. The profile must exist;
+// PKIMessage: a failure gets a CMP error message. The profile must exist;
 // the transport answers unknown profiles in its own terms before calling Handle.
 func (r *Router) Handle(ctx context.Context, origin Origin, der []byte) (out []byte) {
 	start := r.now()
@@ -153,7 +153,7 @@ func (r *Router) Handle(ctx context.Context, origin Origin, der []byte) (out []b
 	}()
 	profile, ok := r.Profile(origin.Profile)
 	if !ok {
-		// The frontend should have rejected the path; answer anyway rather than panic.
+		// The frontend should have rejected the path. Respond anyway rather than panic.
 		profile = r.opts.Profiles[r.opts.DefaultProfile]
 	}
 	req := &request{origin: origin, profile: profile, responseNonce: make([]byte, 16)}

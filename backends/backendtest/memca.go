@@ -1,5 +1,5 @@
 // Package backendtest provides an in-process Backend for tests of the router and the
-// frontends: a small CA that keeps everything in memory and can be told to answer
+// frontends: a small CA that keeps everything in memory and can be set to return
 // "pending" before it issues, so that polling paths can be exercised.
 package backendtest
 
@@ -24,7 +24,7 @@ type CA struct {
 	Root, Issuing *x509.Certificate
 	issuingKey    crypto.Signer
 
-	// PendingPolls is how many times Issue and Poll answer "pending" before a request is
+	// PendingPolls is how many times Issue and Poll return "pending" before a request is
 	// issued. Zero issues at once.
 	PendingPolls int
 	// Delay is added to every Issue call, to make a slow CA.

@@ -159,8 +159,8 @@ func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) error
 	return nil
 }
 
-// CAChain implements backends.Backend: the configured chain, or the upstream's answer to
-// genm caCerts, kept for an hour.
+// CAChain implements backends.Backend: the configured chain, or the upstream's response
+// to genm caCerts, kept for an hour.
 func (b *Backend) CAChain(ctx context.Context) ([]*x509.Certificate, error) {
 	if b.config.CAChain != nil {
 		return b.config.CAChain, nil
@@ -252,8 +252,8 @@ var upstreamFailures = []struct {
 }
 
 // upstreamError turns a client error into a backend error. A rejection by the upstream
-// CA keeps its reason; a transport failure or an invalid response makes the CA
-// unavailable; the upstream's own internal failures stay internal.
+// CA keeps its reason. A transport failure or an invalid response makes the CA
+// unavailable, and the upstream's own internal failures stay internal.
 func (b *Backend) upstreamError(operation string, err error) error {
 	var serverErr *cmpclient.ServerError
 	if errors.As(err, &serverErr) {

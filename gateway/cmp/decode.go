@@ -14,7 +14,7 @@ import (
 )
 
 // ErrMalformed is wrapped by every decoding error: the bytes are not a DER PKIMessage
-// that this package accepts. A CMP server answers it with failInfo badDataFormat.
+// that this package accepts. A CMP server reports it with failInfo badDataFormat.
 var ErrMalformed = errors.New("cmp: malformed message")
 
 // Decoding limits. A PKIMessage of the transfer's maximum size could otherwise declare

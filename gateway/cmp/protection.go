@@ -21,7 +21,7 @@ import (
 	"hash"
 )
 
-// Protection errors. A CMP server answers ErrBadAlgorithm with failInfo badAlg and
+// Protection errors. A CMP server reports ErrBadAlgorithm with failInfo badAlg and
 // ErrBadProtection with badMessageCheck.
 var (
 	ErrBadAlgorithm  = errors.New("cmp: unsupported protection algorithm")

@@ -12,7 +12,7 @@ import (
 //	RFC 2510 section 5.2:   length(4) | type(1) | value
 //	TCP draft, version 10:  length(4) | version=10(1) | flags(1) | type(1) | value
 //
-// length counts the octets after itself. The fifth octet tells the framings apart: the
+// length counts the octets after itself. The fifth octet distinguishes the framings: the
 // RFC 2510 types are 0 to 6, and version 10 was chosen to be unlike any of them. RFC
 // 4210 dropped TCP transfer and RFC 6712 specified HTTP only, so these framings are kept
 // for clients of that era (cryptlib, older EJBCA clients). The draft-10 layout follows
@@ -62,7 +62,7 @@ const (
 )
 
 // FlagCloseConnection is bit 0 of the version-10 flags: the sender closes the connection
-// after this message, or asks the peer to.
+// after this message, or requests that the peer do so.
 const FlagCloseConnection uint8 = 0x01
 
 // ErrFrameTooLarge is returned when a frame declares more octets than allowed.

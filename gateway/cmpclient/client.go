@@ -33,7 +33,7 @@ type Client struct {
 	// TrustedRoots validates signature-protected responses. Without roots, only
 	// MAC-protected responses are accepted.
 	TrustedRoots *x509.CertPool
-	// ImplicitConfirm asks the server to skip certConf.
+	// ImplicitConfirm requests that the server skip certConf.
 	ImplicitConfirm bool
 	// MaxPollWait bounds the total time spent polling for a delayed response; zero
 	// means five minutes.
@@ -191,7 +191,7 @@ func (c *Client) enroll(ctx context.Context, body *cmp.Body, certReqID int64) (*
 		if certResp.Status.Status != cmp.StatusWaiting {
 			break
 		}
-		// The first answer to a delayed request is ip/cp/kup with status waiting.
+		// The first response to a delayed request is ip/cp/kup with status waiting.
 		resp = &cmp.Message{Header: resp.Header, Body: cmp.Body{Type: cmp.BodyPollRep, PollReps: []cmp.PollResponse{{CertReqID: certReqID, CheckAfter: 1}}}}
 	}
 

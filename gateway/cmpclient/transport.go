@@ -78,7 +78,7 @@ func (t *HTTPTransport) Exchange(ctx context.Context, request []byte) ([]byte, e
 func (t *HTTPTransport) Close() error { return nil }
 
 // TCPTransport is CMP over raw TCP in one of the two framings. It keeps one connection
-// open across messages and follows transport-level pollRep answers until the response
+// open across messages and follows transport-level pollRep responses until the response
 // arrives or ctx ends.
 type TCPTransport struct {
 	Address string

@@ -25,19 +25,19 @@ var (
 type Challenge struct {
 	Digest    []byte
 	Profile   string
-	Note      string // what the operator wrote about its use, such as the device name
+	Note      string // the operator's description of its use, such as the device name
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
 
-// TransactionState is where a CMP transaction stands.
+// TransactionState is the state of a CMP transaction.
 type TransactionState string
 
 // The transaction states.
 const (
 	StatePending     TransactionState = "pending"      // the backend has not decided yet; the client polls
 	StateWaitConfirm TransactionState = "wait-confirm" // a certificate was sent; certConf is expected
-	StateDone        TransactionState = "done"         // confirmed, implicitly confirmed or answered without a certificate
+	StateDone        TransactionState = "done"         // confirmed, implicitly confirmed or completed without a certificate
 	StateRejected    TransactionState = "rejected"     // the request failed or the client rejected the certificate
 )
 

@@ -143,8 +143,8 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 	return server.Shutdown(shutdownCtx)
 }
 
-// routes dispatches by path prefix. http.ServeMux is not used because it answers paths
-// with repeated slashes with a redirect, which CMP clients do not follow for POST, while
+// routes dispatches by path prefix. http.ServeMux is not used because it redirects paths
+// with repeated slashes, and CMP clients do not follow a redirect for POST, while
 // RFC 3986 makes "/.well-known/cmp////" the same resource.
 func routes(cmpHandler, crlHandler http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -353,7 +353,7 @@ func addPEMFile(pool *x509.CertPool, file string) error {
 	return nil
 }
 
-// logFirstEnrollment tells the operator how to enroll against the default profile. It
+// logFirstEnrollment logs how the operator enrolls against the default profile. It
 // names the secret file, never the secret.
 func logFirstEnrollment(logger *slog.Logger, cfg *config.Config, address string) {
 	for _, p := range cfg.Profiles {
