@@ -70,18 +70,32 @@ func TestCertmongerEnrollAndResubmit(t *testing.T) {
 	if err := os.WriteFile(raFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ra.Certificate.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The daemon may take a moment to register on the new bus.
-	deadline := time.Now().Add(10 * time.Second)
+	// The daemon may take a moment to register on the new bus, so wait until it answers
+	// before adding the CA. A slow first answer can still arrive after getcert gave up
+	// waiting; the CA then exists already, which is the state this step wants.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cmd := exec.Command("getcert", "list-cas", "-s")
+		cmd.Env = env
+		if err := cmd.Run(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the certmonger daemon did not answer on its D-Bus session within 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	for {
 		cmd := exec.Command("getcert", "add-scep-ca", "-s", "-c", "certgate-test", "-u", f.url, "-r", raFile)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
-		if err == nil {
+		if err == nil || strings.Contains(string(out), "already a CA with the nickname") {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("getcert add-scep-ca: %v\n%s", err, out)
 		}
+		t.Logf("getcert add-scep-ca, trying again: %v: %s", err, out)
 		time.Sleep(200 * time.Millisecond)
 	}
 	// certmonger fetches the CA certificates in the background; a request added before
