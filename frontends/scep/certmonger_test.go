@@ -70,8 +70,8 @@ func TestCertmongerEnrollAndResubmit(t *testing.T) {
 	if err := os.WriteFile(raFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ra.Certificate.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The daemon may take a moment to register on the new bus, so wait until it answers
-	// before adding the CA. A slow first answer can still arrive after getcert gave up
+	// The daemon may take a moment to register on the new bus, so wait until it responds
+	// before adding the CA. A slow first reply can still arrive after getcert gave up
 	// waiting; the CA then exists already, which is the state this step wants.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -81,7 +81,7 @@ func TestCertmongerEnrollAndResubmit(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the certmonger daemon did not answer on its D-Bus session within 30s")
+			t.Fatal("the certmonger daemon did not respond on its D-Bus session within 30s")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
