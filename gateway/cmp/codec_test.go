@@ -491,6 +491,8 @@ func bodySeeds(f testing.TB) [][]byte {
 		{Type: BodyPollReq, PollReqs: []int64{0}},
 		{Type: BodyPollRep, PollReps: []PollResponse{{CertReqID: 0, CheckAfter: 5, Reason: []string{"busy"}}}},
 		{Type: BodyNested, Nested: [][]byte{ir}},
+		{Type: BodyKRP, KeyRecRep: &KeyRecRepContent{Status: StatusInfo{Status: StatusAccepted}, CACerts: []*x509.Certificate{cert},
+			KeyPairHist: []CertifiedKeyPair{{Certificate: cert, EncryptedPrivateKey: []byte{0xa0, 0x03, 0x02, 0x01, 0x00}}}}},
 	}
 	var seeds [][]byte
 	for _, body := range bodies {

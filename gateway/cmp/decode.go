@@ -384,6 +384,9 @@ func parseBody(element cryptobyte.String, tag cbasn1.Tag, b *Body) error {
 	case BodyIP, BodyCP, BodyKUP, BodyCCP:
 		b.CertRep, err = parseCertRepMessage(content, field)
 		return err
+	case BodyKRP:
+		b.KeyRecRep, err = parseKeyRecRepContent(content, field)
+		return err
 	case BodyP10CR:
 		var csrDER cryptobyte.String
 		if !content.ReadASN1Element(&csrDER, cbasn1.SEQUENCE) || !content.Empty() {
@@ -893,37 +896,11 @@ func parseCertResponse(s *cryptobyte.String, field string) (CertResponse, error)
 		return resp, err
 	}
 	if seq.PeekASN1Tag(cbasn1.SEQUENCE) {
-		// CertifiedKeyPair ::= SEQUENCE { certOrEncCert CertOrEncCert,
-		//     privateKey [0] EncryptedKey OPTIONAL, publicationInfo [1] PKIPublicationInfo OPTIONAL }
-		var pair cryptobyte.String
-		seq.ReadASN1(&pair, cbasn1.SEQUENCE)
-		var certOrEnc, certDER cryptobyte.String
-		switch {
-		case pair.PeekASN1Tag(contextTag(0)):
-			if !pair.ReadASN1(&certOrEnc, contextTag(0)) || !certOrEnc.ReadASN1Element(&certDER, cbasn1.SEQUENCE) || !certOrEnc.Empty() {
-				return resp, malformed(field+".certifiedKeyPair.certificate", "not a Certificate")
-			}
-			cert, err := x509.ParseCertificate(certDER)
-			if err != nil {
-				return resp, malformed(field+".certifiedKeyPair.certificate", "%v", err)
-			}
-			resp.Certificate = cert
-		case pair.PeekASN1Tag(contextTag(1)):
-			pair.SkipASN1(contextTag(1)) // encryptedCert: not supported, kept out
-		default:
-			return resp, malformed(field+".certifiedKeyPair", "missing certOrEncCert")
+		pair, err := parseCertifiedKeyPair(&seq, field+".certifiedKeyPair")
+		if err != nil {
+			return resp, err
 		}
-		if pair.PeekASN1Tag(contextTag(0)) {
-			var key cryptobyte.String
-			pair.ReadASN1(&key, contextTag(0))
-			resp.EncryptedPrivateKey = key
-		}
-		if pair.PeekASN1Tag(contextTag(1)) {
-			pair.SkipASN1(contextTag(1))
-		}
-		if !pair.Empty() {
-			return resp, malformed(field+".certifiedKeyPair", "trailing data")
-		}
+		resp.Certificate, resp.EncryptedPrivateKey = pair.Certificate, pair.EncryptedPrivateKey
 	}
 	if seq.PeekASN1Tag(cbasn1.OCTET_STRING) {
 		var info cryptobyte.String
@@ -1184,4 +1161,95 @@ func parsePollRepContent(content cryptobyte.String, field string) ([]PollRespons
 		reps = append(reps, rep)
 	}
 	return reps, nil
+}
+
+// parseCertifiedKeyPair reads a CertifiedKeyPair (RFC 9810 section 5.3.4).
+//
+//	CertifiedKeyPair ::= SEQUENCE { certOrEncCert CertOrEncCert,
+//	    privateKey [0] EncryptedKey OPTIONAL, publicationInfo [1] PKIPublicationInfo OPTIONAL }
+func parseCertifiedKeyPair(s *cryptobyte.String, field string) (CertifiedKeyPair, error) {
+	var out CertifiedKeyPair
+	var pair cryptobyte.String
+	if !s.ReadASN1(&pair, cbasn1.SEQUENCE) {
+		return out, malformed(field, "not a SEQUENCE")
+	}
+	var certOrEnc, certDER cryptobyte.String
+	switch {
+	case pair.PeekASN1Tag(contextTag(0)):
+		if !pair.ReadASN1(&certOrEnc, contextTag(0)) || !certOrEnc.ReadASN1Element(&certDER, cbasn1.SEQUENCE) || !certOrEnc.Empty() {
+			return out, malformed(field+".certificate", "not a Certificate")
+		}
+		cert, err := x509.ParseCertificate(certDER)
+		if err != nil {
+			return out, malformed(field+".certificate", "%v", err)
+		}
+		out.Certificate = cert
+	case pair.PeekASN1Tag(contextTag(1)):
+		pair.SkipASN1(contextTag(1)) // encryptedCert: not supported, kept out
+	default:
+		return out, malformed(field, "missing certOrEncCert")
+	}
+	if pair.PeekASN1Tag(contextTag(0)) {
+		var key cryptobyte.String
+		pair.ReadASN1(&key, contextTag(0))
+		out.EncryptedPrivateKey = key
+	}
+	if pair.PeekASN1Tag(contextTag(1)) {
+		pair.SkipASN1(contextTag(1))
+	}
+	if !pair.Empty() {
+		return out, malformed(field, "trailing data")
+	}
+	return out, nil
+}
+
+// parseKeyRecRepContent reads the content of a krp (RFC 9810 section 5.3.8).
+func parseKeyRecRepContent(content cryptobyte.String, field string) (*KeyRecRepContent, error) {
+	var seq cryptobyte.String
+	if !content.ReadASN1(&seq, cbasn1.SEQUENCE) || !content.Empty() {
+		return nil, malformed(field, "not a KeyRecRepContent")
+	}
+	rep := &KeyRecRepContent{}
+	var err error
+	if rep.Status, err = readStatusInfo(&seq, field+".status"); err != nil {
+		return nil, err
+	}
+	if seq.PeekASN1Tag(contextTag(0)) {
+		var wrapped, certDER cryptobyte.String
+		seq.ReadASN1(&wrapped, contextTag(0))
+		if !wrapped.ReadASN1Element(&certDER, cbasn1.SEQUENCE) || !wrapped.Empty() {
+			return nil, malformed(field+".newSigCert", "not a Certificate")
+		}
+		if rep.NewSigCert, err = x509.ParseCertificate(certDER); err != nil {
+			return nil, malformed(field+".newSigCert", "%v", err)
+		}
+	}
+	if seq.PeekASN1Tag(contextTag(1)) {
+		var wrapped cryptobyte.String
+		seq.ReadASN1(&wrapped, contextTag(1))
+		if rep.CACerts, err = parseCertificateSequence(wrapped, field+".caCerts"); err != nil {
+			return nil, err
+		}
+	}
+	if seq.PeekASN1Tag(contextTag(2)) {
+		var wrapped, history cryptobyte.String
+		seq.ReadASN1(&wrapped, contextTag(2))
+		if !wrapped.ReadASN1(&history, cbasn1.SEQUENCE) || !wrapped.Empty() {
+			return nil, malformed(field+".keyPairHist", "not a SEQUENCE")
+		}
+		for !history.Empty() {
+			if len(rep.KeyPairHist) == maxSequenceItems {
+				return nil, malformed(field+".keyPairHist", "more than %d entries", maxSequenceItems)
+			}
+			pair, err := parseCertifiedKeyPair(&history, field+".keyPairHist")
+			if err != nil {
+				return nil, err
+			}
+			rep.KeyPairHist = append(rep.KeyPairHist, pair)
+		}
+	}
+	if !seq.Empty() {
+		return nil, malformed(field, "trailing data")
+	}
+	return rep, nil
 }

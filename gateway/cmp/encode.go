@@ -164,6 +164,12 @@ func encodeBody(body *Body) ([]byte, error) {
 				return
 			}
 			addCertRepMessage(b, body.CertRep)
+		case BodyKRP:
+			if body.KeyRecRep == nil {
+				b.SetError(fmt.Errorf("cmp: krp body without KeyRecRep"))
+				return
+			}
+			addKeyRecRepContent(b, body.KeyRecRep)
 		case BodyP10CR:
 			if body.P10CR == nil {
 				b.SetError(fmt.Errorf("cmp: p10cr body without request"))
@@ -399,12 +405,7 @@ func addCertRepMessage(b *cryptobyte.Builder, rep *CertRepMessage) {
 					b.AddASN1Int64(resp.CertReqID)
 					addStatusInfo(b, resp.Status)
 					if resp.Certificate != nil {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { b.AddBytes(resp.Certificate.Raw) })
-							if resp.EncryptedPrivateKey != nil {
-								b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { b.AddBytes(resp.EncryptedPrivateKey) })
-							}
-						})
+						addCertifiedKeyPair(b, CertifiedKeyPair{Certificate: resp.Certificate, EncryptedPrivateKey: resp.EncryptedPrivateKey})
 					}
 					if resp.RspInfo != nil {
 						b.AddASN1OctetString(resp.RspInfo)
@@ -486,6 +487,42 @@ func addCertConfirmContent(b *cryptobyte.Builder, confirms []CertStatus) {
 				if status.HashAlg != nil {
 					b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { addAlgorithmIdentifier(b, *status.HashAlg) })
 				}
+			})
+		}
+	})
+}
+
+func addCertifiedKeyPair(b *cryptobyte.Builder, pair CertifiedKeyPair) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { b.AddBytes(pair.Certificate.Raw) })
+		if pair.EncryptedPrivateKey != nil {
+			b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { b.AddBytes(pair.EncryptedPrivateKey) })
+		}
+	})
+}
+
+func addKeyRecRepContent(b *cryptobyte.Builder, rep *KeyRecRepContent) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		addStatusInfo(b, rep.Status)
+		if rep.NewSigCert != nil {
+			b.AddASN1(contextTag(0), func(b *cryptobyte.Builder) { b.AddBytes(rep.NewSigCert.Raw) })
+		}
+		if len(rep.CACerts) > 0 {
+			b.AddASN1(contextTag(1), func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					for _, cert := range rep.CACerts {
+						b.AddBytes(cert.Raw)
+					}
+				})
+			})
+		}
+		if len(rep.KeyPairHist) > 0 {
+			b.AddASN1(contextTag(2), func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					for _, pair := range rep.KeyPairHist {
+						addCertifiedKeyPair(b, pair)
+					}
+				})
 			})
 		}
 	})

@@ -134,17 +134,18 @@ type InfoTypeAndValue struct {
 type Body struct {
 	Type BodyType
 
-	CertReqs []CertReqMsg    // ir, cr, kur, krr, ccr
-	CertRep  *CertRepMessage // ip, cp, kup, ccp
-	P10CR    *P10Request     // p10cr
-	RevReqs  []RevDetails    // rr
-	RevRep   *RevRepContent  // rp
-	Confirms []CertStatus    // certConf
-	Infos    []InfoTypeAndValue
-	Error    *ErrorContent
-	PollReqs []int64        // pollReq: the certReqIds
-	PollReps []PollResponse // pollRep
-	Nested   [][]byte       // nested: the DER of each inner PKIMessage
+	CertReqs  []CertReqMsg      // ir, cr, kur, krr, ccr
+	CertRep   *CertRepMessage   // ip, cp, kup, ccp
+	KeyRecRep *KeyRecRepContent // krp
+	P10CR     *P10Request       // p10cr
+	RevReqs   []RevDetails      // rr
+	RevRep    *RevRepContent    // rp
+	Confirms  []CertStatus      // certConf
+	Infos     []InfoTypeAndValue
+	Error     *ErrorContent
+	PollReqs  []int64        // pollReq: the certReqIds
+	PollReps  []PollResponse // pollRep
+	Nested    [][]byte       // nested: the DER of each inner PKIMessage
 
 	// Raw is the DER of the body content inside its [n] tag, for every type.
 	Raw []byte
@@ -235,6 +236,22 @@ type CertResponse struct {
 	Certificate         *x509.Certificate
 	EncryptedPrivateKey []byte
 	RspInfo             []byte
+}
+
+// CertifiedKeyPair of RFC 9810 section 5.3.4: a certificate and, for a centrally
+// generated or recovered key, the EncryptedKey that carries its private key.
+type CertifiedKeyPair struct {
+	Certificate         *x509.Certificate
+	EncryptedPrivateKey []byte
+}
+
+// KeyRecRepContent of RFC 9810 section 5.3.8, the content of a krp: the recovered key
+// pairs in KeyPairHist.
+type KeyRecRepContent struct {
+	Status      StatusInfo
+	NewSigCert  *x509.Certificate
+	CACerts     []*x509.Certificate
+	KeyPairHist []CertifiedKeyPair
 }
 
 // RevDetails of RFC 9810 section 5.3.9: the certificate to revoke as a template (issuer
