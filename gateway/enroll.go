@@ -61,13 +61,26 @@ func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 			return nil, reject(cmp.FailBadRequest, "one CertReqMsg per request is supported, got %d", len(m.Body.CertReqs))
 		}
 		crm := &m.Body.CertReqs[0]
-		pub, err := r.verifyPOP(req, crm)
-		if err != nil {
-			return nil, err
-		}
 		t := crm.Template
-		requested = requestedCertificate{RawSubject: t.RawSubject, RawPublicKey: t.RawPublicKey, PublicKey: pub,
+		requested = requestedCertificate{RawSubject: t.RawSubject, RawPublicKey: t.RawPublicKey,
 			Extensions: t.Extensions, NotBefore: t.NotBefore, NotAfter: t.NotAfter}
+		if wantsCentralKey(crm) {
+			key, err := r.generateKey(req, crm)
+			if err != nil {
+				return nil, err
+			}
+			if requested.RawPublicKey, err = x509.MarshalPKIXPublicKey(key.Public()); err != nil {
+				return nil, err
+			}
+			requested.PublicKey = key.Public()
+			req.generatedKey = key
+		} else {
+			pub, err := r.verifyPOP(req, crm)
+			if err != nil {
+				return nil, err
+			}
+			requested.PublicKey = pub
+		}
 		certReqID = crm.CertReqID
 		if m.Body.Type == cmp.BodyKUR {
 			old, err := r.checkKeyUpdate(ctx, req, crm)
@@ -91,6 +104,12 @@ func (r *Router) enroll(ctx context.Context, req *request) (*cmp.Body, error) {
 	}
 	if err := r.opts.Store.OpenTransaction(ctx, tx, m.Header.SenderNonce, now.Add(r.opts.TransactionTimeout)); err != nil {
 		return nil, err
+	}
+	if key, ok := req.generatedKey.(crypto.Signer); ok {
+		if err := r.archiveKey(ctx, req, tx, key); err != nil {
+			r.closeTransaction(ctx, tx, store.StateRejected)
+			return nil, err
+		}
 	}
 
 	backendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
@@ -136,6 +155,22 @@ func (r *Router) deliver(ctx context.Context, req *request, tx *store.Transactio
 		r.closeTransaction(ctx, tx, store.StateRejected)
 		return nil, errors.New("the backend issued a certificate for another public key")
 	}
+	// The key is sealed before the certificate is recorded. generateKey checked the
+	// recipient before issuance, so only an internal fault fails here.
+	var sealedKey []byte
+	if req.generatedKey != nil {
+		kga, err := r.keyGenerationAuthority()
+		if err == nil {
+			var recipient cmp.KeyRecipient
+			if recipient, err = keyRecipientOf(req); err == nil {
+				sealedKey, err = cmp.SealPrivateKey(req.generatedKey, kga, recipient)
+			}
+		}
+		if err != nil {
+			r.closeTransaction(ctx, tx, store.StateRejected)
+			return nil, err
+		}
+	}
 	record := &store.Certificate{
 		SerialNumber: cert.SerialNumber, RawIssuer: cert.RawIssuer, Subject: cert.Subject.String(),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
@@ -159,7 +194,8 @@ func (r *Router) deliver(ctx context.Context, req *request, tx *store.Transactio
 	if modified {
 		status = cmp.StatusInfo{Status: cmp.StatusGrantedWithMods, StatusString: []string{"the profile changed the validity or dropped extensions"}}
 	}
-	body.CertRep.Responses = []cmp.CertResponse{{CertReqID: tx.CertReqID, Status: status, Certificate: cert}}
+	response := cmp.CertResponse{CertReqID: tx.CertReqID, Status: status, Certificate: cert, EncryptedPrivateKey: sealedKey}
+	body.CertRep.Responses = []cmp.CertResponse{response}
 	if requestType == cmp.BodyIR && len(result.Chain) > 0 {
 		// RFC 9483 section 4.1.1: an ip may deliver the root the new certificate chains to.
 		body.CertRep.CAPubs = result.Chain[len(result.Chain)-1:]
@@ -379,6 +415,14 @@ func (r *Router) poll(ctx context.Context, req *request) (*cmp.Body, error) {
 	template := backends.Template{}
 	if result.Certificate != nil {
 		template.PublicKeyDER = result.Certificate.RawSubjectPublicKeyInfo
+		// A centrally generated key waited in the archive for the certificate.
+		if r.archive != nil {
+			_, key, err := r.archivedKey(backendCtx, tx.ID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			req.generatedKey = key
+		}
 	}
 	return r.deliver(backendCtx, req, tx, requestType, template, result, false)
 }

@@ -47,6 +47,7 @@ func (r *Router) authenticateMAC(req *request) error {
 			Err: fmt.Errorf("MAC of senderKID %q: %w", reference, err)}
 	}
 	req.macKey = key
+	req.macSecret = secret
 	req.requester = backends.Requester{Frontend: req.origin.Frontend, Identity: "mac:" + reference, Method: "mac"}
 	return nil
 }

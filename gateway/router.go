@@ -16,6 +16,7 @@
 package gateway
 
 import (
+	"crypto/cipher"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -57,6 +58,10 @@ type Options struct {
 	TrustedRoots  *x509.CertPool
 	Intermediates *x509.CertPool
 
+	// ArchiveKey is the 32-byte AES-256-GCM key under which centrally generated keys
+	// are archived in the store. It is required when a profile enables CentralKeyGen.
+	ArchiveKey []byte
+
 	// MessageTimeTolerance bounds the skew of messageTime; zero disables the check.
 	MessageTimeTolerance time.Duration
 	// TransactionTimeout is how long an open transaction waits for certConf or polling.
@@ -68,9 +73,10 @@ type Options struct {
 
 // Router processes CMP requests. It is safe for concurrent use.
 type Router struct {
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	archive cipher.AEAD // nil unless a profile enables central key generation
 }
 
 // New returns a Router, or an error when opts is incomplete.
@@ -88,6 +94,24 @@ func New(opts Options) (*Router, error) {
 		opts.TransactionTimeout = 15 * time.Minute
 	}
 	r := &Router{opts: opts, log: opts.Logger, now: opts.Now}
+	for name, p := range opts.Profiles {
+		if !p.CentralKeyGen {
+			continue
+		}
+		if opts.Responder == nil {
+			return nil, fmt.Errorf("gateway: profile %q enables central key generation, which needs a responder certificate to sign keys", name)
+		}
+		if !p.KeyTypes[p.CentralKeyType] {
+			return nil, fmt.Errorf("gateway: profile %q generates %q keys, which its key types do not allow", name, p.CentralKeyType)
+		}
+		if r.archive == nil {
+			archive, err := newArchive(opts.ArchiveKey)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: profile %q enables central key generation: %w", name, err)
+			}
+			r.archive = archive
+		}
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,12 +151,14 @@ type request struct {
 	// Set by authenticate.
 	requester backends.Requester
 	macKey    *cmp.MACKey       // the key that verified a MAC-protected request
+	macSecret []byte            // the shared secret behind macKey
 	signer    *x509.Certificate // the validated signer of a signature-protected request
 
 	// Set while processing, for the response.
 	responseNonce   []byte              // the senderNonce of the response, stored with the transaction
 	implicitConfirm bool                // grant implicitConfirm in the response
 	extraCerts      []*x509.Certificate // the CA chain to add to extraCerts
+	generatedKey    crypto.PrivateKey   // the centrally generated key to return with the certificate
 
 	failure *Failure // set when the response is an error message, for the log
 }
@@ -202,6 +228,8 @@ func (r *Router) process(ctx context.Context, req *request) *cmp.Message {
 		body, err = r.confirm(ctx, req)
 	case cmp.BodyPollReq:
 		body, err = r.poll(ctx, req)
+	case cmp.BodyKRR:
+		body, err = r.recoverKey(ctx, req)
 	case cmp.BodyRR:
 		body, err = r.revoke(ctx, req)
 	case cmp.BodyGenM:
@@ -268,6 +296,10 @@ func (r *Router) response(req *request, body *cmp.Body) *cmp.Message {
 	}
 	if req.implicitConfirm && body.Type != cmp.BodyError {
 		resp.Header.GeneralInfo = []cmp.InfoTypeAndValue{{Type: cmp.OIDITImplicitConfirm, Value: asn1NULL}}
+	}
+	if carriesEnvelopedData(body) {
+		// RFC 9810 section 7: a message with EnvelopedData is cmp2021.
+		resp.Header.PVNO = cmp.PVNO2021
 	}
 	return resp
 }
@@ -440,4 +472,20 @@ func (r *Router) CertificateStatus(ctx context.Context, rawIssuer []byte, serial
 		return "", err
 	}
 	return record.Status, nil
+}
+
+// carriesEnvelopedData reports whether a response body returns a private key.
+func carriesEnvelopedData(body *cmp.Body) bool {
+	if body.Type == cmp.BodyKRP {
+		return true
+	}
+	if body.CertRep == nil {
+		return false
+	}
+	for _, resp := range body.CertRep.Responses {
+		if resp.EncryptedPrivateKey != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,6 +34,10 @@ func FuzzProcess(f *testing.F) {
 		f.Add(der)
 	}
 
+	for _, seed := range keyGenerationSeeds(f) {
+		f.Add(seed)
+	}
+
 	ca, err := backendtest.New()
 	if err != nil {
 		f.Fatal(err)
@@ -41,9 +51,12 @@ func FuzzProcess(f *testing.F) {
 		Store: db, DefaultProfile: "default", TransactionTimeout: time.Minute,
 		Profiles: map[string]*Profile{"default": {
 			Name: "default", Backend: ca, BackendName: "memca", Validity: time.Hour,
-			KeyTypes: map[string]bool{"ecdsa-p256": true, "rsa-2048": true, "ed25519": true},
-			SAN:      SANPolicy{AllowDNS: true, AllowIP: true, AllowEmail: true, AllowURI: true, DNSSuffixes: []string{"example"}},
+			KeyTypes:      map[string]bool{"ecdsa-p256": true, "rsa-2048": true, "ed25519": true},
+			SAN:           SANPolicy{AllowDNS: true, AllowIP: true, AllowEmail: true, AllowURI: true, DNSSuffixes: []string{"example"}},
+			CentralKeyGen: true, CentralKeyType: "ecdsa-p256", KeyRecovery: true,
 		}},
+		Responder:  testResponder(f),
+		ArchiveKey: make([]byte, 32),
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -76,4 +89,57 @@ func randomNonce() []byte {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	return nonce
+}
+
+// testResponder returns a self-signed responder, which central key generation needs.
+func testResponder(t testing.TB) *Responder {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fuzz responder"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), SubjectKeyId: []byte("responder")}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Responder{Signer: key, Certificate: cert}
+}
+
+// keyGenerationSeeds returns an ir that asks for central key generation and a krr,
+// unprotected, because FuzzProcess skips protection.
+func keyGenerationSeeds(t testing.TB) [][]byte {
+	subject, _ := asn1.Marshal(pkix.Name{CommonName: "seed"}.ToRDNSequence())
+	oldCertID, err := cmp.EncodeCertID(cmp.CertID{Issuer: cmp.DirectoryNameOf(subject), SerialNumber: big.NewInt(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	algorithmOnly, _ := asn1.Marshal(struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}{Algorithm: pkix.AlgorithmIdentifier{Algorithm: cmp.OIDPublicKeyRSA, Parameters: asn1.NullRawValue}})
+	bodies := []cmp.Body{
+		{Type: cmp.BodyIR, CertReqs: []cmp.CertReqMsg{{Template: cmp.CertTemplate{RawSubject: subject}}}},
+		{Type: cmp.BodyCR, CertReqs: []cmp.CertReqMsg{{Template: cmp.CertTemplate{RawSubject: subject, RawPublicKey: algorithmOnly}}}},
+		{Type: cmp.BodyKRR, CertReqs: []cmp.CertReqMsg{{Template: cmp.CertTemplate{RawSubject: subject},
+			Controls: []cmp.AttributeTypeAndValue{{Type: cmp.OIDRegCtrlOldCertID, Value: oldCertID}}}}},
+	}
+	var seeds [][]byte
+	for _, body := range bodies {
+		m := &cmp.Message{Header: cmp.Header{PVNO: cmp.PVNO2000, Sender: cmp.NullDN, Recipient: cmp.NullDN,
+			TransactionID: randomNonce(), SenderNonce: randomNonce()}, Body: body}
+		if err := m.Encode(); err != nil {
+			t.Fatal(err)
+		}
+		der, err := m.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, der)
+	}
+	return seeds
 }

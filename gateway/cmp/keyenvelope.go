@@ -502,9 +502,9 @@ func pad(data []byte, blockSize int) []byte {
 // OpenPrivateKey decrypts an EncryptedKey from a CertifiedKeyPair with password (for a
 // password recipient) or with key, the private key of recipient (for an RSA or ECDSA
 // recipient), verifies the signature of the key generation authority, and returns the
-// private key and the authority's certificate. The caller decides whether it trusts
-// that certificate.
-func OpenPrivateKey(encryptedKey, password []byte, recipient *x509.Certificate, key crypto.PrivateKey) (crypto.PrivateKey, *x509.Certificate, error) {
+// private key and the authority's certificate followed by the other certificates the
+// package carries. The caller decides whether it trusts that certificate.
+func OpenPrivateKey(encryptedKey, password []byte, recipient *x509.Certificate, key crypto.PrivateKey) (crypto.PrivateKey, []*x509.Certificate, error) {
 	s := cryptobyte.String(encryptedKey)
 	var env cryptobyte.String
 	var version int64
@@ -697,8 +697,8 @@ func decryptContent(info cryptobyte.String, cek []byte) ([]byte, error) {
 }
 
 // openKeyPackage verifies a SignedData over an AsymmetricKeyPackage and returns its
-// only key and the signer's certificate.
-func openKeyPackage(der []byte) (crypto.PrivateKey, *x509.Certificate, error) {
+// only key, and the signer's certificate followed by the other certificates.
+func openKeyPackage(der []byte) (crypto.PrivateKey, []*x509.Certificate, error) {
 	s := cryptobyte.String(der)
 	var sd, digestAlgs, encap, eContent, certSet, signerInfos, si cryptobyte.String
 	var version int64
@@ -800,5 +800,11 @@ func openKeyPackage(der []byte) (crypto.PrivateKey, *x509.Certificate, error) {
 	if err != nil {
 		return nil, nil, malformed("keyPackage", "%v", err)
 	}
-	return key, signer, nil
+	chain := []*x509.Certificate{signer}
+	for _, cert := range certs {
+		if cert != signer {
+			chain = append(chain, cert)
+		}
+	}
+	return key, chain, nil
 }

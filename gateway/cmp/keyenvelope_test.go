@@ -78,7 +78,7 @@ func TestSealPrivateKeyRoundTrip(t *testing.T) {
 			if !generated.Equal(key) {
 				t.Error("the opened key differs from the sealed one")
 			}
-			if !signer.Equal(kga.Certificate) {
+			if !signer[0].Equal(kga.Certificate) {
 				t.Error("the signer is not the key generation authority")
 			}
 		})

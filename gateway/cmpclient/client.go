@@ -58,6 +58,11 @@ type Result struct {
 	CAPubs      []*x509.Certificate
 	ExtraCerts  []*x509.Certificate
 	Status      cmp.StatusInfo
+
+	// PrivateKey is the key the server generated, and KeyGenerationAuthority the
+	// certificate that signed it, when the request asked for central key generation.
+	PrivateKey             crypto.PrivateKey
+	KeyGenerationAuthority *x509.Certificate
 }
 
 // EnrollRequest describes an ir, cr or kur. Key is the new key pair; Subject and
@@ -76,6 +81,11 @@ type EnrollRequest struct {
 
 	PublicKey  []byte    // with a nil Key: the key to certify
 	RawSubject []byte    // DER Name; overrides Subject
+
+	// CentralKeyType, with a nil Key and PublicKey, asks the server to generate the
+	// key pair (RFC 9483 section 4.1.6): "default" leaves the type to the server;
+	// ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519 names the algorithm.
+	CentralKeyType string
 	NotBefore  time.Time // requested validity; zero leaves it to the CA
 	NotAfter   time.Time
 }
@@ -100,12 +110,17 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Result, error)
 	}
 	spki := req.PublicKey
 	var err error
-	if req.Key != nil {
+	switch {
+	case req.Key != nil:
 		if spki, err = x509.MarshalPKIXPublicKey(req.Key.Public()); err != nil {
 			return nil, err
 		}
-	} else if spki == nil {
-		return nil, errors.New("cmpclient: an enrollment needs Key or PublicKey")
+	case req.CentralKeyType != "":
+		if spki, err = centralKeyTemplate(req.CentralKeyType); err != nil {
+			return nil, err
+		}
+	case spki == nil:
+		return nil, errors.New("cmpclient: an enrollment needs Key, PublicKey or CentralKeyType")
 	}
 	crm := cmp.CertReqMsg{CertReqID: 0, Template: cmp.CertTemplate{
 		RawPublicKey: spki, Extensions: req.Extensions, RawSubject: req.RawSubject,
@@ -128,6 +143,10 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*Result, error)
 	}
 	if crm.RawCertReq, err = crm.EncodeCertRequest(); err != nil {
 		return nil, err
+	}
+	if req.Key == nil && req.CentralKeyType != "" {
+		// No proof of possession: there is no key to prove yet.
+		return c.enroll(ctx, &cmp.Body{Type: req.Type, CertReqs: []cmp.CertReqMsg{crm}}, 0)
 	}
 	if req.Key == nil {
 		crm.POP = &cmp.ProofOfPossession{Type: cmp.POPRAVerified}
@@ -206,6 +225,11 @@ func (c *Client) enroll(ctx context.Context, body *cmp.Body, certReqID int64) (*
 		return nil, errors.New("cmpclient: accepted response without a certificate")
 	}
 	result := &Result{Certificate: certResp.Certificate, CAPubs: resp.Body.CertRep.CAPubs, ExtraCerts: resp.ExtraCerts, Status: certResp.Status}
+	if certResp.EncryptedPrivateKey != nil {
+		if result.PrivateKey, result.KeyGenerationAuthority, err = c.openKey(certResp.EncryptedPrivateKey, certResp.Certificate); err != nil {
+			return nil, err
+		}
+	}
 	if c.ImplicitConfirm && resp.Header.HasImplicitConfirm() {
 		return result, nil
 	}
@@ -245,6 +269,101 @@ func certificateHash(cert *x509.Certificate) crypto.Hash {
 		return crypto.SHA1
 	}
 	return crypto.SHA256
+}
+
+// centralKeyTemplate returns the certTemplate publicKey that requests central key
+// generation: absent for "default", else the algorithm with an empty key.
+func centralKeyTemplate(keyType string) ([]byte, error) {
+	var alg pkix.AlgorithmIdentifier
+	switch keyType {
+	case "default":
+		return nil, nil
+	case "ecdsa-p256", "ecdsa-p384", "ecdsa-p521":
+		curve := map[string]asn1.ObjectIdentifier{"ecdsa-p256": cmp.OIDNamedCurveP256, "ecdsa-p384": cmp.OIDNamedCurveP384, "ecdsa-p521": cmp.OIDNamedCurveP521}[keyType]
+		params, err := asn1.Marshal(curve)
+		if err != nil {
+			return nil, err
+		}
+		alg = pkix.AlgorithmIdentifier{Algorithm: cmp.OIDPublicKeyECDSA, Parameters: asn1.RawValue{FullBytes: params}}
+	case "rsa":
+		alg = pkix.AlgorithmIdentifier{Algorithm: cmp.OIDPublicKeyRSA, Parameters: asn1.NullRawValue}
+	case "ed25519":
+		alg = pkix.AlgorithmIdentifier{Algorithm: cmp.OIDEd25519}
+	default:
+		return nil, fmt.Errorf("cmpclient: unknown key type %q for central key generation", keyType)
+	}
+	return asn1.Marshal(struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}{Algorithm: alg})
+}
+
+// openKey decrypts a key the server generated or recovered, with the MAC secret or the
+// signer's key, and checks that it belongs to cert. With TrustedRoots set, the key
+// generation authority's certificate must chain to them.
+func (c *Client) openKey(encrypted []byte, cert *x509.Certificate) (crypto.PrivateKey, *x509.Certificate, error) {
+	var password []byte
+	var recipient *x509.Certificate
+	var recipientKey crypto.PrivateKey
+	if c.MAC != nil {
+		password = c.MAC.Secret
+	} else if c.Signer != nil {
+		recipient, recipientKey = c.Signer.Certificate, c.Signer.Signer
+	}
+	key, kgaChain, err := cmp.OpenPrivateKey(encrypted, password, recipient, recipientKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cmpclient: opening the generated key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("cmpclient: the generated key is a %T", key)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil || !bytes.Equal(spki, cert.RawSubjectPublicKeyInfo) {
+		return nil, nil, errors.New("cmpclient: the generated key does not match the certificate")
+	}
+	kga := kgaChain[0]
+	if c.TrustedRoots != nil {
+		intermediates := x509.NewCertPool()
+		for _, cert := range kgaChain[1:] {
+			intermediates.AddCert(cert)
+		}
+		_, err := kga.Verify(x509.VerifyOptions{Roots: c.TrustedRoots, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			return nil, nil, fmt.Errorf("cmpclient: the key generation authority %s is not trusted: %w", kga.Subject, err)
+		}
+	}
+	return key, kga, nil
+}
+
+// RecoverKey sends a krr for the archived key of cert and returns the key.
+func (c *Client) RecoverKey(ctx context.Context, cert *x509.Certificate) (crypto.PrivateKey, error) {
+	value, err := cmp.EncodeCertID(cmp.CertID{Issuer: cmp.DirectoryNameOf(cert.RawIssuer), SerialNumber: cert.SerialNumber})
+	if err != nil {
+		return nil, err
+	}
+	crm := cmp.CertReqMsg{Template: cmp.CertTemplate{RawSubject: cert.RawSubject},
+		Controls: []cmp.AttributeTypeAndValue{{Type: cmp.OIDRegCtrlOldCertID, Value: value}}}
+	resp, err := c.exchange(ctx, &transaction{id: randomBytes(16)}, &cmp.Body{Type: cmp.BodyKRR, CertReqs: []cmp.CertReqMsg{crm}}, false)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Body.Type != cmp.BodyKRP {
+		return nil, fmt.Errorf("cmpclient: the server responded to krr with %s, want krp", resp.Body.Type)
+	}
+	rep := resp.Body.KeyRecRep
+	if rep.Status.Status != cmp.StatusAccepted && rep.Status.Status != cmp.StatusGrantedWithMods {
+		return nil, &ServerError{Status: rep.Status}
+	}
+	if len(rep.KeyPairHist) == 0 || rep.KeyPairHist[0].EncryptedPrivateKey == nil {
+		return nil, errors.New("cmpclient: the krp carries no key")
+	}
+	pair := rep.KeyPairHist[0]
+	if pair.Certificate == nil || !pair.Certificate.Equal(cert) {
+		return nil, errors.New("cmpclient: the krp carries the key of another certificate")
+	}
+	key, _, err := c.openKey(pair.EncryptedPrivateKey, cert)
+	return key, err
 }
 
 // Revoke sends an rr for cert with a CRLReason code (RFC 5280 section 5.3.1).

@@ -133,6 +133,18 @@ type Profile struct {
 	// TrustedRAs are requester identities whose requests may carry raVerified:
 	// "mac:<reference>" or a certificate subject as RFC 4514 text.
 	TrustedRAs []string `yaml:"trusted_ras"`
+	// CentralKeyGen lets clients have the gateway generate their key pair.
+	CentralKeyGen CentralKeyGen `yaml:"central_keygen"`
+}
+
+// CentralKeyGen configures central key generation (RFC 9483 section 4.1.6) and the
+// recovery of the archived keys with krr.
+type CentralKeyGen struct {
+	Enabled bool `yaml:"enabled"`
+	// KeyType is generated when the request names no algorithm; it must be one of
+	// the profile's key_types.
+	KeyType     string `yaml:"key_type"`
+	KeyRecovery bool   `yaml:"key_recovery"`
 }
 
 // SAN is the subject alternative name policy of a profile.

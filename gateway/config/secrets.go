@@ -2,7 +2,9 @@ package config
 
 import (
 	"bytes"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -182,4 +184,21 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync folder of secret file: %w", err)
 	}
 	return nil
+}
+
+// ArchiveKeyFile is where the secret that encrypts archived keys lives, relative to
+// data_dir.
+const ArchiveKeyFile = "secrets/key-archive.key"
+
+// LoadArchiveKey returns the 32-byte key that encrypts centrally generated keys in the
+// store. It is derived with HKDF-SHA256 from the secret in ArchiveKeyFile under
+// dataDir, which is created with a random secret on first use. Losing that file makes
+// the archived keys unrecoverable.
+func LoadArchiveKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, ArchiveKeyFile)
+	secret, err := loadSecretFile(path, true)
+	if err != nil {
+		return nil, fmt.Errorf("config: key archive: %w", err)
+	}
+	return hkdf.Key(sha256.New, secret, nil, "certgate key archive", 32)
 }

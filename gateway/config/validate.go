@@ -284,6 +284,15 @@ func (v *validator) checkProfile(i int, p *Profile, names map[string]int, backen
 			v.addf(fmt.Sprintf("%s.trusted_ras[%d]", key, k), "is empty; write mac:<reference> or a certificate subject such as CN=RA 1,O=Example")
 		}
 	}
+	keygen := &p.CentralKeyGen
+	switch {
+	case keygen.Enabled && keygen.KeyType == "":
+		v.addf(key+".central_keygen.key_type", "is empty; name the key type to generate, one of the profile's key_types")
+	case keygen.Enabled && !slices.Contains(p.KeyTypes, keygen.KeyType):
+		v.addf(key+".central_keygen.key_type", "%q is not one of the profile's key_types (%s)", keygen.KeyType, strings.Join(p.KeyTypes, ", "))
+	case !keygen.Enabled && keygen.KeyRecovery:
+		v.addf(key+".central_keygen.key_recovery", "is true, but central key generation is off, so no key is archived to recover; set enabled: true")
+	}
 }
 
 func (v *validator) checkKeyTypes(profileKey string, keyTypes []string) {

@@ -141,9 +141,18 @@ func TestValidateProblems(t *testing.T) {
 		{"profile backend empty", func(c *Config) { c.Profiles[1].Backend = "" }, "profiles[1].backend", "is empty; set it to one of the backends: softca, external", nil},
 		{"validity short", func(c *Config) { c.Profiles[0].Validity = 59 * time.Minute }, "profiles[0].validity", "59m0s is outside the range 1h to 87600h", nil},
 		{"validity long", func(c *Config) { c.Profiles[0].Validity = 87601 * time.Hour }, "profiles[0].validity", "outside the range", nil},
-		{"key types empty", func(c *Config) { c.Profiles[1].KeyTypes = []string{} }, "profiles[1].key_types", "is empty; list at least one of: ecdsa-p256", nil},
+		{"key types empty", func(c *Config) { c.Profiles[1].KeyTypes = []string{}; c.Profiles[1].CentralKeyGen = CentralKeyGen{} }, "profiles[1].key_types", "is empty; list at least one of: ecdsa-p256", nil},
 		{"key type unknown", func(c *Config) { c.Profiles[1].KeyTypes = []string{"ecdsa-p256", "rsa-1024"} }, "profiles[1].key_types[1]", `"rsa-1024" is not a known key type; known: ecdsa-p256, ecdsa-p384`, nil},
-		{"key type duplicate", func(c *Config) { c.Profiles[1].KeyTypes = []string{"ed25519", "ed25519"} }, "profiles[1].key_types[1]", "already listed at profiles[1].key_types[0]", nil},
+		{"key type duplicate", func(c *Config) {
+			c.Profiles[1].KeyTypes = []string{"ed25519", "ed25519"}
+			c.Profiles[1].CentralKeyGen = CentralKeyGen{}
+		}, "profiles[1].key_types[1]", "already listed at profiles[1].key_types[0]", nil},
+		{"keygen type missing", func(c *Config) { c.Profiles[1].CentralKeyGen = CentralKeyGen{Enabled: true} }, "profiles[1].central_keygen.key_type", "is empty; name the key type", nil},
+		{"keygen type not allowed", func(c *Config) {
+			c.Profiles[1].CentralKeyGen = CentralKeyGen{Enabled: true, KeyType: "rsa-2048"}
+			c.Profiles[1].KeyTypes = []string{"ecdsa-p256"}
+		}, "profiles[1].central_keygen.key_type", `"rsa-2048" is not one of the profile's key_types (ecdsa-p256)`, nil},
+		{"recovery without keygen", func(c *Config) { c.Profiles[1].CentralKeyGen = CentralKeyGen{KeyRecovery: true} }, "profiles[1].central_keygen.key_recovery", "central key generation is off", nil},
 		{"suffix without DNS", func(c *Config) { c.Profiles[1].SAN.AllowDNS = false }, "profiles[1].san.dns_suffixes", "profiles[1].san.allow_dns is false", nil},
 		{"suffix empty", func(c *Config) { c.Profiles[1].SAN.DNSSuffixes = []string{""} }, "profiles[1].san.dns_suffixes[0]", "is empty", nil},
 		{"suffix leading dot", func(c *Config) { c.Profiles[1].SAN.DNSSuffixes = []string{".example.com"} }, "profiles[1].san.dns_suffixes[0]", "without it, such as example.com", nil},

@@ -14,6 +14,7 @@ import (
 var migrations = []string{
 	schemaV1,
 	schemaV2,
+	schemaV3,
 }
 
 // schemaV1 is the first schema.
@@ -83,6 +84,19 @@ CREATE TABLE challenges (
 	PRIMARY KEY (digest, profile)
 ) WITHOUT ROWID;
 CREATE INDEX challenges_expires_at ON challenges (expires_at);
+`
+
+// schemaV3 adds the archive of centrally generated private keys, keyed by the
+// transaction that generated each. The key column holds what the router sealed; the
+// store never sees a key in the clear.
+const schemaV3 = `
+CREATE TABLE archived_keys (
+	transaction_id BLOB PRIMARY KEY,
+	profile        TEXT NOT NULL,
+	requester      TEXT NOT NULL,
+	sealed_key     BLOB NOT NULL,
+	created_at     TEXT NOT NULL
+) WITHOUT ROWID;
 `
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -1296,3 +1296,28 @@ func TestOpenTransactionIsAtomic(t *testing.T) {
 		t.Errorf("the nonce of a rejected transaction was kept: %v", err)
 	}
 }
+
+func TestArchivedKeyRoundTrip(t *testing.T) {
+	s, _, _ := openTestStore(t)
+	ctx := context.Background()
+	key := &ArchivedKey{TransactionID: []byte("tx-archive"), Profile: "default", Requester: "mac:1234", Sealed: []byte("sealed bytes")}
+	if err := s.ArchiveKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ArchivedKey(ctx, key.TransactionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Sealed) != "sealed bytes" || got.Profile != "default" || got.Requester != "mac:1234" {
+		t.Errorf("archived key = %+v", got)
+	}
+	if got.CreatedAt.IsZero() {
+		t.Error("created_at was not set")
+	}
+	if err := s.ArchiveKey(ctx, key); !errors.Is(err, ErrTransactionExists) {
+		t.Errorf("second archive of one transaction: %v, want ErrTransactionExists", err)
+	}
+	if _, err := s.ArchivedKey(ctx, []byte("other")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown transaction: %v, want ErrNotFound", err)
+	}
+}

@@ -30,6 +30,16 @@ type Challenge struct {
 	ExpiresAt time.Time
 }
 
+// ArchivedKey is a centrally generated private key, sealed by the router before it
+// reaches the store.
+type ArchivedKey struct {
+	TransactionID []byte
+	Profile       string
+	Requester     string // the identity that requested the key, as in Transaction
+	Sealed        []byte
+	CreatedAt     time.Time
+}
+
 // TransactionState is the state of a CMP transaction.
 type TransactionState string
 
@@ -120,6 +130,12 @@ type Store interface {
 	// ConsumeChallenge deletes the unexpired challenge with this digest and profile and
 	// returns nil, or returns ErrNotFound. Two concurrent calls never both succeed.
 	ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) error
+
+	// ArchiveKey stores the sealed private key that transaction txID generated. Keys are
+	// kept until an operator removes them; DeleteExpired leaves them.
+	ArchiveKey(ctx context.Context, key *ArchivedKey) error
+	// ArchivedKey returns the key archived by transaction txID, or ErrNotFound.
+	ArchivedKey(ctx context.Context, txID []byte) (*ArchivedKey, error)
 
 	// DeleteExpired removes transactions, nonces and challenges that expired before now
 	// and returns how many rows it removed.

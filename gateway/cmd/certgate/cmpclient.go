@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -31,6 +32,8 @@ type clientFlags struct {
 	keyFile         string
 	trustedFile     string
 	newKeyFile      string
+	centralKeyGen   string
+	newKeyOutFile   string
 	subject         string
 	csrFile         string
 	oldCertFile     string
@@ -55,7 +58,7 @@ func newCMPCommand() *cobra.Command {
 	flags := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "cmp",
-		Short: "CMP client: ir, cr, kur, p10cr, rr and genm over HTTP or raw TCP",
+		Short: "CMP client: ir, cr, kur, p10cr, krr, rr and genm over HTTP or raw TCP",
 		Long: "CMP client. --server takes http://HOST:PORT/.well-known/cmp[/p/PROFILE], tcp://HOST:PORT\n" +
 			"(RFC 2510 framing) or tcp10://HOST:PORT (version-10 framing). Protect requests with\n" +
 			"--ref and --secret-file (MAC) or --cert and --key (signature).",
@@ -78,7 +81,9 @@ func newCMPCommand() *cobra.Command {
 			Args:  cobra.NoArgs,
 			RunE:  func(cmd *cobra.Command, args []string) error { return runEnroll(cmd, flags, bodyType) },
 		}
-		sub.Flags().StringVar(&flags.newKeyFile, "newkey", "", "PEM private key to certify (required)")
+		sub.Flags().StringVar(&flags.newKeyFile, "newkey", "", "PEM private key to certify (required unless --centralkeygen)")
+		sub.Flags().StringVar(&flags.centralKeyGen, "centralkeygen", "", "have the server generate the key: default, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519")
+		sub.Flags().StringVar(&flags.newKeyOutFile, "newkeyout", "", "PEM file for the key the server generated (mode 0600; required with --centralkeygen)")
 		sub.Flags().StringVar(&flags.subject, "subject", "", `subject as "/CN=device1/O=Example" (kur: default the old certificate's)`)
 		sub.Flags().BoolVar(&flags.implicitConfirm, "implicit-confirm", false, "ask the server to skip certConf")
 		if name == "kur" {
@@ -99,6 +104,13 @@ func newCMPCommand() *cobra.Command {
 	rr.Flags().StringVar(&flags.oldCertFile, "oldcert", "", "PEM certificate to revoke (required)")
 	rr.Flags().IntVar(&flags.reason, "reason", 0, "CRLReason code: 0 to 6 or 8 to 10 (6 certificateHold, 8 removeFromCRL)")
 	cmd.AddCommand(rr)
+	krr := &cobra.Command{
+		Use: "krr", Short: "Recover the archived key of a certificate whose key the server generated", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecover(cmd, flags) },
+	}
+	krr.Flags().StringVar(&flags.oldCertFile, "oldcert", "", "PEM certificate whose key to recover (required)")
+	krr.Flags().StringVar(&flags.newKeyOutFile, "newkeyout", "", "PEM file for the recovered key, mode 0600 (required)")
+	cmd.AddCommand(krr)
 	genm := &cobra.Command{
 		Use: "genm", Short: "Ask a general message question and print the answer", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runGeneral(cmd, flags) },
@@ -167,22 +179,27 @@ func withClient(cmd *cobra.Command, flags *clientFlags, operation func(context.C
 }
 
 func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) error {
-	if flags.newKeyFile == "" {
-		return errors.New("--newkey is required")
-	}
-	keyPEM, err := os.ReadFile(flags.newKeyFile)
-	if err != nil {
-		return err
-	}
-	key, err := parsePrivateKey(keyPEM)
-	if err != nil {
-		return fmt.Errorf("--newkey %s: %w", flags.newKeyFile, err)
-	}
 	subject, err := parseSubject(flags.subject)
 	if err != nil {
 		return err
 	}
-	req := cmpclient.EnrollRequest{Type: bodyType, Key: key, Subject: subject}
+	req := cmpclient.EnrollRequest{Type: bodyType, Subject: subject, CentralKeyType: flags.centralKeyGen}
+	switch {
+	case flags.centralKeyGen != "" && flags.newKeyFile != "":
+		return errors.New("--newkey and --centralkeygen exclude each other: either send a key or have the server generate one")
+	case flags.centralKeyGen != "" && flags.newKeyOutFile == "":
+		return errors.New("--centralkeygen needs --newkeyout, the file for the generated key")
+	case flags.centralKeyGen == "" && flags.newKeyFile == "":
+		return errors.New("--newkey is required, or --centralkeygen with --newkeyout")
+	case flags.newKeyFile != "":
+		keyPEM, err := os.ReadFile(flags.newKeyFile)
+		if err != nil {
+			return err
+		}
+		if req.Key, err = parsePrivateKey(keyPEM); err != nil {
+			return fmt.Errorf("--newkey %s: %w", flags.newKeyFile, err)
+		}
+	}
 	if bodyType == cmp.BodyKUR {
 		oldFile := flags.oldCertFile
 		if oldFile == "" {
@@ -196,6 +213,15 @@ func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) er
 		result, err := client.Enroll(ctx, req)
 		if err != nil {
 			return err
+		}
+		if flags.centralKeyGen != "" {
+			if result.PrivateKey == nil {
+				return errors.New("the server issued a certificate but returned no generated key")
+			}
+			if err := writePrivateKey(flags.newKeyOutFile, result.PrivateKey); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "generated key signed by %s saved to %s\n", result.KeyGenerationAuthority.Subject, flags.newKeyOutFile)
 		}
 		return saveResult(cmd, flags, result)
 	})
@@ -240,6 +266,44 @@ func runRevoke(cmd *cobra.Command, flags *clientFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "revocation of serial %s with reason %d accepted\n", cert.SerialNumber.Text(16), flags.reason)
 		return nil
 	})
+}
+
+func runRecover(cmd *cobra.Command, flags *clientFlags) error {
+	if flags.newKeyOutFile == "" {
+		return errors.New("--newkeyout is required: the file for the recovered key")
+	}
+	cert, err := readCertificateFile(flags.oldCertFile)
+	if err != nil {
+		return fmt.Errorf("--oldcert: %w", err)
+	}
+	return withClient(cmd, flags, func(ctx context.Context, client *cmpclient.Client) error {
+		key, err := client.RecoverKey(ctx, cert)
+		if err != nil {
+			return err
+		}
+		if err := writePrivateKey(flags.newKeyOutFile, key); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "key of serial %s recovered to %s\n", cert.SerialNumber.Text(16), flags.newKeyOutFile)
+		return nil
+	})
+}
+
+// writePrivateKey writes key as PKCS #8 PEM to a new file of mode 0600.
+func writePrivateKey(path string, key crypto.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--newkeyout: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func runGeneral(cmd *cobra.Command, flags *clientFlags) error {

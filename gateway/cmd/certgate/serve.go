@@ -301,8 +301,15 @@ func routerOptions(ctx context.Context, cfg *config.Config, db store.Store, laun
 				AllowDNS: p.SAN.AllowDNS, AllowIP: p.SAN.AllowIP, AllowEmail: p.SAN.AllowEmail,
 				AllowURI: p.SAN.AllowURI, DNSSuffixes: p.SAN.DNSSuffixes,
 			},
-			MACSecrets: secrets,
-			TrustedRAs: map[string]bool{},
+			MACSecrets:    secrets,
+			TrustedRAs:    map[string]bool{},
+			CentralKeyGen: p.CentralKeyGen.Enabled, CentralKeyType: p.CentralKeyGen.KeyType,
+			KeyRecovery: p.CentralKeyGen.KeyRecovery,
+		}
+		if p.CentralKeyGen.Enabled && opts.ArchiveKey == nil {
+			if opts.ArchiveKey, err = config.LoadArchiveKey(cfg.DataDir); err != nil {
+				return nil, err
+			}
 		}
 		for _, ra := range p.TrustedRAs {
 			opts.Profiles[p.Name].TrustedRAs[ra] = true
