@@ -16,9 +16,9 @@
 package gateway
 
 import (
-	"crypto/cipher"
 	"context"
 	"crypto"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"

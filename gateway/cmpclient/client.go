@@ -79,15 +79,15 @@ type EnrollRequest struct {
 	Extensions []pkix.Extension
 	OldCert    *x509.Certificate
 
-	PublicKey  []byte    // with a nil Key: the key to certify
-	RawSubject []byte    // DER Name; overrides Subject
+	PublicKey  []byte // with a nil Key: the key to certify
+	RawSubject []byte // DER Name; overrides Subject
 
 	// CentralKeyType, with a nil Key and PublicKey, asks the server to generate the
 	// key pair (RFC 9483 section 4.1.6): "default" leaves the type to the server;
 	// ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519 names the algorithm.
 	CentralKeyType string
-	NotBefore  time.Time // requested validity; zero leaves it to the CA
-	NotAfter   time.Time
+	NotBefore      time.Time // requested validity; zero leaves it to the CA
+	NotAfter       time.Time
 }
 
 // transaction carries the header values of one CMP transaction.
