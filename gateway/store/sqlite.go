@@ -685,6 +685,7 @@ func (s *SQLite) DeleteExpired(ctx context.Context, now time.Time) (int64, error
 		"DELETE FROM transactions WHERE expires_at <= ?",
 		"DELETE FROM nonces WHERE expires_at <= ?",
 		"DELETE FROM challenges WHERE expires_at <= ?",
+		"DELETE FROM pending_requests WHERE expires_at <= ?",
 	} {
 		res, err := dbtx.ExecContext(ctx, query, nowText)
 		if err != nil {

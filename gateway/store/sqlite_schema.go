@@ -15,6 +15,7 @@ var migrations = []string{
 	schemaV1,
 	schemaV2,
 	schemaV3,
+	schemaV4,
 }
 
 // schemaV1 is the first schema.
@@ -97,6 +98,20 @@ CREATE TABLE archived_keys (
 	sealed_key     BLOB NOT NULL,
 	created_at     TEXT NOT NULL
 ) WITHOUT ROWID;
+`
+
+// schemaV4 adds the pending requests of frontends whose protocol keeps its own
+// transaction beside the CMP one, such as a SCEP enrollment waiting for the CA: the
+// frontend's key and its state as the frontend encodes it.
+const schemaV4 = `
+CREATE TABLE pending_requests (
+	frontend   TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	state      BLOB NOT NULL,
+	expires_at TEXT NOT NULL,
+	PRIMARY KEY (frontend, key)
+) WITHOUT ROWID;
+CREATE INDEX pending_requests_expires_at ON pending_requests (expires_at);
 `
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -1321,3 +1321,37 @@ func TestArchivedKeyRoundTrip(t *testing.T) {
 		t.Errorf("unknown transaction: %v, want ErrNotFound", err)
 	}
 }
+
+func TestPendingRequestLifecycle(t *testing.T) {
+	s, _, _ := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.PutPending(ctx, "scep", "default\x00tx1", []byte("first"), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPending(ctx, "scep", "default\x00tx1", []byte("second"), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	state, err := s.Pending(ctx, "scep", "default\x00tx1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(state) != "second" {
+		t.Errorf("state = %q, want the replacement", state)
+	}
+	if n, err := s.CountPending(ctx, "scep", now); err != nil || n != 1 {
+		t.Errorf("CountPending = %d, %v; want 1", n, err)
+	}
+	if _, err := s.Pending(ctx, "scep", "default\x00tx1", now.Add(2*time.Hour)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired state: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Pending(ctx, "est", "default\x00tx1", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("other frontend: %v, want ErrNotFound", err)
+	}
+	if err := s.DeletePending(ctx, "scep", "default\x00tx1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pending(ctx, "scep", "default\x00tx1", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted state: %v, want ErrNotFound", err)
+	}
+}

@@ -137,8 +137,18 @@ type Store interface {
 	// ArchivedKey returns the key archived by transaction txID, or ErrNotFound.
 	ArchivedKey(ctx context.Context, txID []byte) (*ArchivedKey, error)
 
-	// DeleteExpired removes transactions, nonces and challenges that expired before now
-	// and returns how many rows it removed.
+	// PutPending stores or replaces the state of a frontend's pending request until
+	// expiresAt.
+	PutPending(ctx context.Context, frontend, key string, state []byte, expiresAt time.Time) error
+	// Pending returns the unexpired state stored for the frontend and key, or ErrNotFound.
+	Pending(ctx context.Context, frontend, key string, now time.Time) ([]byte, error)
+	// DeletePending removes the state stored for the frontend and key, if any.
+	DeletePending(ctx context.Context, frontend, key string) error
+	// CountPending returns how many unexpired pending requests the frontend has.
+	CountPending(ctx context.Context, frontend string, now time.Time) (int, error)
+
+	// DeleteExpired removes transactions, nonces, challenges and pending requests that
+	// expired before now and returns how many rows it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 
 	Close() error
