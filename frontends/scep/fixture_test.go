@@ -49,6 +49,9 @@ type fixtureOptions struct {
 	// is set before the server starts, because the CA does not lock the field.
 	pendingPolls    int
 	configureRouter func(*gateway.Options)
+	// memoryPending keeps pending enrollments in the handler's memory instead of the
+	// store.
+	memoryPending bool
 }
 
 func newFixture(t *testing.T, options *fixtureOptions) *fixture {
@@ -107,6 +110,9 @@ func newFixture(t *testing.T, options *fixtureOptions) *fixture {
 			"default": {Name: "default", Challenge: challenge, RA: f.ra},
 			"legacy":  {Name: "legacy", Challenge: challenge, RA: f.ra, Legacy: LegacyAlgorithms{DES: true, SHA1: true}},
 		},
+	}
+	if !options.memoryPending {
+		f.handler.Store = f.store
 	}
 	f.ca.PendingPolls = options.pendingPolls
 	f.server = httptest.NewServer(http.HandlerFunc(f.serve))

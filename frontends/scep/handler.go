@@ -10,10 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/certgate/certgate/gateway"
+	"github.com/certgate/certgate/gateway/store"
 )
 
 // DefaultPathPrefix is the URL path of SCEP when the configuration names none.
@@ -52,6 +54,11 @@ type Profile struct {
 	// RA decrypts requests and signs responses. When nil, the profile responds to
 	// every request with HTTP 503.
 	RA *RA
+	// NextCA is the certificate of the CA that replaces the current one at rollover,
+	// followed by its chain. When it is set, GetCACaps lists GetNextCACert and
+	// GetNextCACert returns these certificates signed by the RA key. When nil,
+	// GetNextCACert gets HTTP 404.
+	NextCA []*x509.Certificate
 }
 
 // Handler serves SCEP over HTTP. Every path under PathPrefix is accepted and the part
@@ -65,14 +72,18 @@ type Handler struct {
 	DefaultProfile  string
 	MaxRequestBytes int64        // zero means DefaultMaxRequestBytes
 	Logger          *slog.Logger // nil means no logging
+	// Store keeps pending enrollments, so that clients can poll after a restart or
+	// through another instance that shares it. nil keeps them in this process's memory.
+	Store store.Store
 
 	pending pendingTable
 }
 
 // capabilities are the GetCACaps keywords of every profile (RFC 8894 section 3.5.2),
-// in the exact case the RFC requires. Profiles that allow SHA-1 add SHA-1. SHA-384 is
-// no RFC 8894 keyword, which clients ignore, but strongSwan pki 5.9.8 tests its
-// capability flags with shifted bits and accepts AES only when SHA-384 is listed.
+// in the exact case the RFC requires. Profiles that allow SHA-1 add SHA-1, and profiles
+// with a next CA add GetNextCACert. SHA-384 is no RFC 8894 keyword, which clients
+// ignore, but strongSwan pki 5.9.8 tests its capability flags with shifted bits and
+// accepts AES only when SHA-384 is listed.
 var capabilities = []string{"AES", "DES3", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-256", "SHA-384", "SHA-512"}
 
 // event is the one log line of a request, filled in while the request is handled.
@@ -155,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.EqualFold(operation, opPKIOperation):
 		h.servePKIOperation(w, r, profile, ev)
 	case strings.EqualFold(operation, opGetNextCACert):
-		h.fail(w, ev, http.StatusNotImplemented, "GetNextCACert is not supported; it is not listed in GetCACaps")
+		h.getNextCACert(w, profile, ev)
 	case operation == "":
 		h.fail(w, ev, http.StatusBadRequest, "the operation query parameter is missing")
 	default:
@@ -164,11 +175,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getCACaps(w http.ResponseWriter, profile *Profile, ev *event) {
-	caps := capabilities
-	if profile.Legacy.SHA1 {
-		caps = append(caps[:len(caps):len(caps)], "SHA-1")
+	caps := slices.Clone(capabilities)
+	if len(profile.NextCA) > 0 {
+		caps = append(caps, "GetNextCACert")
 	}
-	// RFC 8894 section 3.5.2: keywords separated by LF, which every client reads.
+	if profile.Legacy.SHA1 {
+		caps = append(caps, "SHA-1")
+	}
+	slices.Sort(caps)
+	// RFC 8894 section 3.5.2: keywords in any order, separated by LF, which every
+	// client reads.
 	body := strings.Join(caps, "\n") + "\n"
 	ev.httpStatus = http.StatusOK
 	w.Header().Set("Content-Type", contentTypeCACaps)
@@ -192,6 +208,26 @@ func (h *Handler) getCACert(ctx context.Context, w http.ResponseWriter, profile 
 	}
 	ev.httpStatus = http.StatusOK
 	w.Header().Set("Content-Type", contentTypeCARA)
+	w.Header().Set("Content-Length", fmt.Sprint(len(der)))
+	w.Write(der)
+}
+
+// getNextCACert returns the next CA certificates of a profile (RFC 8894 section 4.7),
+// signed by the RA key because the gateway holds no CA key.
+func (h *Handler) getNextCACert(w http.ResponseWriter, profile *Profile, ev *event) {
+	if len(profile.NextCA) == 0 {
+		h.fail(w, ev, http.StatusNotFound, fmt.Sprintf(
+			"SCEP profile %q has no next CA certificate: no CA rollover is configured, so GetCACaps does not list GetNextCACert", profile.Name))
+		return
+	}
+	der, err := NextCAResponse(profile.NextCA, profile.RA.Certificate, profile.RA.Key)
+	if err != nil {
+		ev.err = err
+		h.fail(w, ev, http.StatusInternalServerError, "internal error")
+		return
+	}
+	ev.httpStatus = http.StatusOK
+	w.Header().Set("Content-Type", contentTypeNextCA)
 	w.Header().Set("Content-Length", fmt.Sprint(len(der)))
 	w.Write(der)
 }

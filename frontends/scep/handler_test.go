@@ -94,7 +94,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"method", "PUT", "/scep?operation=GetCACaps", http.StatusMethodNotAllowed},
 		{"no operation", "GET", "/scep", http.StatusBadRequest},
 		{"unknown operation", "GET", "/scep?operation=Nope", http.StatusBadRequest},
-		{"GetNextCACert", "GET", "/scep?operation=GetNextCACert", http.StatusNotImplemented},
+		{"GetNextCACert without a next CA", "GET", "/scep?operation=GetNextCACert", http.StatusNotFound},
 		{"GET without message", "GET", "/scep?operation=PKIOperation", http.StatusBadRequest},
 		{"GET message not base64", "GET", "/scep?operation=PKIOperation&message=%25%25", http.StatusBadRequest},
 		{"not a pkiMessage", "GET", "/scep?operation=PKIOperation&message=MAA", http.StatusBadRequest},
@@ -293,7 +293,16 @@ func TestGetCertAndGetCRL(t *testing.T) {
 }
 
 func TestCertPollAfterPending(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{implicitConfirm: true, pendingPolls: 1})
+	for _, mode := range []struct {
+		name   string
+		memory bool
+	}{{"store", false}, {"memory", true}} {
+		t.Run(mode.name, func(t *testing.T) { testCertPollAfterPending(t, mode.memory) })
+	}
+}
+
+func testCertPollAfterPending(t *testing.T, memoryPending bool) {
+	f := newFixture(t, &fixtureOptions{implicitConfirm: true, pendingPolls: 1, memoryPending: memoryPending})
 	client := newTestClient(t, "polled")
 	rep := client.post(f.url, client.message(f.ra.Certificate, MessagePKCSReq, "tx-poll", client.csr("polled", testChallenge), cipherAES128, digestSHA256))
 	if rep.status != StatusPending {
@@ -414,5 +423,27 @@ func TestRenewalRejectedByRecordedStatus(t *testing.T) {
 	rep := client.post(f.url, client.message(f.ra.Certificate, MessageRenewalReq, "tx-held", client.csr("device-held", ""), cipherAES128, digestSHA256))
 	if rep.status != StatusFailure || !strings.Contains(rep.failInfoText, "revoked") {
 		t.Errorf("renewal signed by a certificate on hold: %s %s %q, want FAILURE naming the revocation", rep.status, rep.failInfo, rep.failInfoText)
+	}
+}
+
+// A pending enrollment lives in the store, so a client polls successfully after the
+// gateway restarted, and the row is gone once the certificate is delivered.
+func TestCertPollAfterRestart(t *testing.T) {
+	f := newFixture(t, &fixtureOptions{implicitConfirm: true, pendingPolls: 1})
+	client := newTestClient(t, "restarted")
+	rep := client.post(f.url, client.message(f.ra.Certificate, MessagePKCSReq, "tx-restart", client.csr("restarted", testChallenge), cipherAES128, digestSHA256))
+	if rep.status != StatusPending {
+		t.Fatalf("PKCSReq with a pending CA: %s, want PENDING", rep.status)
+	}
+	old := f.handler
+	f.handler = &Handler{Router: old.Router, DefaultProfile: old.DefaultProfile, Logger: old.Logger, Profiles: old.Profiles, Store: f.store}
+
+	poll := marshalIssuerAndSubject(f.ca.Issuing.RawSubject, client.cert.RawSubject)
+	rep = client.post(f.url, client.message(f.ra.Certificate, MessageCertPoll, "tx-restart", poll, cipherAES128, digestSHA256))
+	if rep.status != StatusSuccess || len(rep.certificates) != 1 {
+		t.Fatalf("CertPoll after the restart: %s %s %s, want SUCCESS", rep.status, rep.failInfo, rep.failInfoText)
+	}
+	if n, err := f.store.CountPending(context.Background(), "scep", time.Now()); err != nil || n != 0 {
+		t.Errorf("pending rows after delivery = %d, %v; want 0", n, err)
 	}
 }

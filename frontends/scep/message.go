@@ -292,3 +292,25 @@ func octetString(data []byte) []byte {
 	b.AddASN1OctetString(data)
 	return b.BytesOrPanic()
 }
+
+// NextCAResponse builds the response to GetNextCACert (RFC 8894 section 4.7.1): a
+// SignedData, signed by the RA with SHA-256, whose content is a degenerate certs-only
+// SignedData with next, the certificates of the CA that replaces the current one.
+//
+// Clients read the certificates from different places. sscep 0.10 parses the signed
+// content as PKCS #7 and takes its certificates, while jscep takes the certificates
+// of the outer SignedData. So next is in both, after the RA certificate in the outer
+// one. The content has eContentType id-data, as in a pkiMessage, because the PKCS #7
+// parser of OpenSSL 3.0, which sscep uses, rejects an OCTET STRING content of type
+// signedData.
+func NextCAResponse(next []*x509.Certificate, raCert *x509.Certificate, key crypto.Signer) ([]byte, error) {
+	if len(next) == 0 {
+		return nil, errors.New("scep: a GetNextCACert response needs at least one certificate")
+	}
+	degenerate, err := Degenerate(next, nil)
+	if err != nil {
+		return nil, err
+	}
+	certs := append([]*x509.Certificate{raCert}, next...)
+	return signSignedData(degenerate, nil, raCert, key, digestSHA256, certs)
+}

@@ -87,7 +87,11 @@ func (h *Handler) enroll(ctx context.Context, p *Profile, req *Request, content 
 	}
 	// A client that got PENDING may send its PKCSReq again instead of CertPoll; the
 	// micromdm scepclient does. It polls then, and the challenge is not checked twice.
-	if entry := h.pending.get(pendingKey(p, req), time.Now()); entry != nil {
+	entry, err := h.getPending(ctx, pendingKey(p, req))
+	if err != nil {
+		return nil, err
+	}
+	if entry != nil {
 		return h.poll(ctx, p, req, entry, remote)
 	}
 	if p.Challenge == nil {
@@ -110,7 +114,11 @@ func (h *Handler) renew(ctx context.Context, p *Profile, req *Request, content [
 	if err != nil {
 		return nil, err
 	}
-	if entry := h.pending.get(pendingKey(p, req), time.Now()); entry != nil {
+	entry, err := h.getPending(ctx, pendingKey(p, req))
+	if err != nil {
+		return nil, err
+	}
+	if entry != nil {
 		return h.poll(ctx, p, req, entry, remote)
 	}
 	if err := h.checkRenewal(ctx, p, req.Signer, csr); err != nil {
@@ -241,7 +249,10 @@ func (h *Handler) certPoll(ctx context.Context, p *Profile, req *Request, conten
 	if _, _, err := ParseIssuerAndSubject(content); err != nil {
 		return nil, err
 	}
-	entry := h.pending.get(pendingKey(p, req), time.Now())
+	entry, err := h.getPending(ctx, pendingKey(p, req))
+	if err != nil {
+		return nil, err
+	}
 	if entry == nil {
 		return nil, reject(cmp.FailBadCertID, "no pending request has this transactionID")
 	}
@@ -275,7 +286,7 @@ func (h *Handler) translate(ctx context.Context, tx *transaction, resp *cmp.Mess
 		status := resp.Body.Error.Status
 		return nil, &failure{info: status.FailInfo, detail: strings.Join(status.StatusString, "; ")}
 	case cmp.BodyPollRep:
-		h.rememberPending(tx, resp)
+		h.rememberPending(ctx, tx, resp)
 		return &CertRep{Status: StatusPending}, nil
 	case cmp.BodyCP:
 	default:
@@ -290,7 +301,9 @@ func (h *Handler) translate(ctx context.Context, tx *transaction, resp *cmp.Mess
 		if answer.Certificate == nil {
 			return nil, errors.New("the router's cp accepts the request but carries no certificate")
 		}
-		h.pending.remove(tx.key)
+		if err := h.removePending(ctx, tx.key); err != nil {
+			h.logger().Error("cannot remove a completed SCEP enrollment from the pending table", keyTransactionID, fmt.Sprintf("%x", resp.Header.TransactionID), keyError, err)
+		}
 		// The client gets its certificate even when certConf fails; the certificate
 		// then stays unconfirmed in the store.
 		if err := confirm(ctx, h.Router, tx, resp, answer.Certificate); err != nil {
@@ -298,14 +311,19 @@ func (h *Handler) translate(ctx context.Context, tx *transaction, resp *cmp.Mess
 		}
 		return &CertRep{Status: StatusSuccess, Certificates: []*x509.Certificate{answer.Certificate}}, nil
 	case cmp.StatusWaiting:
-		h.rememberPending(tx, resp)
+		h.rememberPending(ctx, tx, resp)
 		return &CertRep{Status: StatusPending}, nil
 	}
 	return nil, &failure{info: answer.Status.FailInfo, detail: strings.Join(answer.Status.StatusString, "; ")}
 }
 
-func (h *Handler) rememberPending(tx *transaction, resp *cmp.Message) {
-	if !h.pending.put(tx, resp, time.Now()) {
+func (h *Handler) rememberPending(ctx context.Context, tx *transaction, resp *cmp.Message) {
+	stored, err := h.putPending(ctx, tx, resp)
+	switch {
+	case err != nil:
+		h.logger().Error("cannot record a pending SCEP enrollment; the client's poll will fail",
+			keyTransactionID, fmt.Sprintf("%x", resp.Header.TransactionID), keyError, err)
+	case !stored:
 		h.logger().Warn("too many pending SCEP enrollments; this one cannot be polled",
 			keyTransactionID, fmt.Sprintf("%x", resp.Header.TransactionID), "limit", maxPending)
 	}

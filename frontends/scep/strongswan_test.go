@@ -149,3 +149,36 @@ func TestStrongSwanPendingThenPoll(t *testing.T) {
 		t.Errorf("pki did not report a pending request:\n%s", out)
 	}
 }
+
+// pki 5.9.8 reads the GetCACaps keywords into bit flags, so listing GetNextCACert must
+// not change which algorithms it picks: it still enrolls with AES.
+func TestStrongSwanEnrollsWithGetNextCACertListed(t *testing.T) {
+	requirePKI(t)
+	f := newFixture(t, nil)
+	f.handler.Profiles["default"].NextCA = newNextCA(t)
+	recorder := f.record()
+	ra, _ := f.scepCA(f.url)
+	key := f.newRSAKey("rollover.key")
+	certPEM, out, err := f.pki("--scep", "--url", f.url, "--in", key, "--dn", "CN=rollover", "--password", testChallenge,
+		"--cacert-enc", ra, "--cacert-sig", ra, "--outform", "pem")
+	if err != nil {
+		t.Fatalf("pki --scep against a profile that lists GetNextCACert: %v\n%s", err, out)
+	}
+	f.verifyIssued(readCertificateFile(t, f.writeFile("rollover.crt", []byte(certPEM))))
+
+	recorder.mu.Lock()
+	defer recorder.mu.Unlock()
+	if len(recorder.messages) == 0 {
+		t.Fatal("no PKIOperation was recorded")
+	}
+	req, err := ParseRequest(recorder.messages[0], LegacyAlgorithms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := req.Decrypt(f.ra.Certificate, f.ra.Key, LegacyAlgorithms{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.ContentEncryption(); got != "aes128-cbc" {
+		t.Errorf("pki encrypted with %s, want aes128-cbc", got)
+	}
+}

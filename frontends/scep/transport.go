@@ -15,11 +15,12 @@ const (
 	opPKIOperation  = "PKIOperation"
 )
 
-// Media types of the responses (RFC 8894 sections 4.2.1 and 4.3).
+// Media types of the responses (RFC 8894 sections 4.2.1, 4.3 and 4.7.1).
 const (
 	contentTypeCACaps  = "text/plain"
 	contentTypeCARA    = "application/x-x509-ca-ra-cert"
 	contentTypeMessage = "application/x-pki-message"
+	contentTypeNextCA  = "application/x-x509-next-ca-cert"
 )
 
 // rawQueryValue returns the value of key in a raw query string with its percent

@@ -217,7 +217,8 @@ func Default() *Config {
 //
 // The error lists every problem found, each with its key path, such as
 // profiles[1].backend. Load does not read secret files, Profile.LoadMACSecrets
-// does.
+// does. It reads each scep.profiles[].next_ca_file and reports one that cannot be
+// read or contains no CA certificate.
 func Load(path string) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -254,7 +255,7 @@ func parse(data []byte, base string, withDefaults bool) (*Config, error) {
 	}
 	cfg.resolvePaths(base)
 
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.checkSCEPFiles()); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -371,5 +372,6 @@ func (c *Config) resolvePaths(base string) {
 	}
 	for i := range c.SCEP.Profiles {
 		resolve(&c.SCEP.Profiles[i].Challenge.SecretFile, c.DataDir)
+		resolve(&c.SCEP.Profiles[i].NextCAFile, base)
 	}
 }

@@ -1,10 +1,16 @@
 package config
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // SCEP is the configuration of the SCEP frontend (RFC 8894). It is served by the HTTP
@@ -28,6 +34,11 @@ type SCEPProfile struct {
 	// LegacyAlgorithms lists the algorithms below RFC 8894 section 2.9 that the profile
 	// accepts: des (single DES content encryption), md5 and sha1 (message digests).
 	LegacyAlgorithms []string `yaml:"legacy_algorithms"`
+	// NextCAFile names a PEM file with the certificate of the CA that replaces the
+	// current one at rollover, optionally followed by its chain. When it is set, the
+	// profile serves GetNextCACert (RFC 8894 section 4.7). SCEPProfile.LoadNextCA
+	// reads it, and Load checks it.
+	NextCAFile string `yaml:"next_ca_file"`
 }
 
 // SCEPChallenge names the file of the static challenge password of a SCEP profile.
@@ -61,6 +72,96 @@ func (p *SCEPProfile) LoadChallenge() ([]byte, error) {
 		return nil, fmt.Errorf("config: scep profile %q, challenge: %w", p.Name, err)
 	}
 	return secret, nil
+}
+
+// LoadNextCA reads the next_ca_file of p and returns its certificates in file order,
+// or nil when p has none. Every PEM block must be a certificate of a CA that is not
+// expired.
+func (p *SCEPProfile) LoadNextCA() ([]*x509.Certificate, error) {
+	if p.NextCAFile == "" {
+		return nil, nil
+	}
+	certs, err := readNextCAFile(p.NextCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: scep profile %q, next_ca_file: %w", p.Name, err)
+	}
+	return certs, nil
+}
+
+// readNextCAFile reads and checks a next_ca_file. Its errors name the file and what
+// to change.
+func readNextCAFile(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot be read: %w; set the path of the PEM file with the next CA certificate, or remove next_ca_file", err)
+	}
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		position := len(certs) + 1
+		switch {
+		case strings.Contains(block.Type, "PRIVATE KEY"):
+			return nil, fmt.Errorf("%s contains a private key (PEM block %d); remove it, because the file must contain only certificates", path, position)
+		case block.Type != "CERTIFICATE":
+			return nil, fmt.Errorf("%s contains a %q PEM block (block %d); it must contain only CERTIFICATE blocks", path, block.Type, position)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d is invalid: %w", path, position, err)
+		}
+		if err := checkNextCACertificate(cert); err != nil {
+			return nil, fmt.Errorf("%s: certificate %d (%s) %w", path, position, cert.Subject, err)
+		}
+		certs = append(certs, cert)
+	}
+	// pem.Decode stops at a block it cannot decode, such as one with broken base64,
+	// and would leave the certificates after it out.
+	if bytes.Contains(rest, []byte("-----BEGIN")) {
+		return nil, fmt.Errorf("%s: PEM block %d cannot be decoded; check its BEGIN and END lines and its base64", path, len(certs)+1)
+	}
+	if len(certs) == 0 {
+		if _, err := x509.ParseCertificate(data); err == nil {
+			return nil, fmt.Errorf("%s is a DER certificate; convert it to PEM with: openssl x509 -inform DER -in %s -out next-ca.pem", path, path)
+		}
+		return nil, fmt.Errorf("%s contains no PEM certificate; write the next CA certificate first, then its chain, each as a -----BEGIN CERTIFICATE----- block", path)
+	}
+	return certs, nil
+}
+
+// checkNextCACertificate returns an error that completes the sentence "certificate N
+// (subject) ..." when cert cannot be a CA certificate to roll over to.
+func checkNextCACertificate(cert *x509.Certificate) error {
+	switch {
+	case !cert.BasicConstraintsValid || !cert.IsCA:
+		return errors.New("is not a CA certificate: it lacks basicConstraints with cA set; the file must contain the next CA certificate and its CA chain only")
+	case cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0:
+		return errors.New("is not a CA certificate: its keyUsage lacks keyCertSign")
+	case time.Now().After(cert.NotAfter):
+		return fmt.Errorf("expired on %s; replace it with the current certificate of that CA", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkSCEPFiles reports each next_ca_file of an enabled scep section that
+// readNextCAFile rejects, under its key.
+func (c *Config) checkSCEPFiles() error {
+	if !c.SCEP.Enabled {
+		return nil
+	}
+	v := &validator{}
+	for i := range c.SCEP.Profiles {
+		if file := c.SCEP.Profiles[i].NextCAFile; file != "" {
+			if _, err := readNextCAFile(file); err != nil {
+				v.addf(fmt.Sprintf("scep.profiles[%d].next_ca_file", i), "%v", err)
+			}
+		}
+	}
+	return errors.Join(v.problems...)
 }
 
 // HasLegacyAlgorithm reports whether p lists name in legacy_algorithms.

@@ -1,10 +1,20 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultServesSCEP(t *testing.T) {
@@ -17,6 +27,9 @@ func TestDefaultServesSCEP(t *testing.T) {
 	want := filepath.Join(cfg.DataDir, "secrets", "scep-default.challenge")
 	if p.Profile != "" || p.Challenge.SecretFile != want || !p.Challenge.Generate || len(p.LegacyAlgorithms) != 0 {
 		t.Errorf("scep.profiles[0] = %+v, want the CMP default profile and a generated challenge in %s", p, want)
+	}
+	if p.NextCAFile != "" {
+		t.Errorf("scep.profiles[0].next_ca_file = %q, want none", p.NextCAFile)
 	}
 }
 
@@ -100,5 +113,148 @@ func TestLoadChallengeNone(t *testing.T) {
 	secret, err := p.LoadChallenge()
 	if secret != nil || err != nil {
 		t.Errorf("LoadChallenge without a file = %q, %v; want nil, nil", secret, err)
+	}
+}
+
+// testCertificate returns a self-signed certificate in DER with the given keyUsage,
+// and with basicConstraints cA set when isCA is true.
+func testCertificate(t *testing.T, cn string, isCA bool, usage x509.KeyUsage, notAfter time.Time) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+		IsCA: isCA, BasicConstraintsValid: isCA, KeyUsage: usage,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func pemBlock(blockType string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
+}
+
+// loadWithNextCA loads a configuration whose one SCEP profile names next-ca.pem, a
+// relative path, after writing content to that file when content is not nil.
+func loadWithNextCA(t *testing.T, content []byte) (*Config, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	nextFile := filepath.Join(dir, "next-ca.pem")
+	if content != nil {
+		if err := os.WriteFile(nextFile, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	configFile := filepath.Join(dir, "certgate.yaml")
+	yamlText := "scep:\n  profiles:\n    - name: default\n      next_ca_file: next-ca.pem\n"
+	if err := os.WriteFile(configFile, []byte(yamlText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(configFile)
+	return cfg, nextFile, err
+}
+
+func TestLoadNextCAFile(t *testing.T) {
+	usage := x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	issuing := testCertificate(t, "Next Issuing CA", true, usage, time.Now().Add(24*time.Hour))
+	root := testCertificate(t, "Next Root CA", true, usage, time.Now().Add(48*time.Hour))
+	// Text around the blocks, as "openssl x509 -text" writes it, is allowed.
+	content := append([]byte("subject=CN = Next Issuing CA\n"), pemBlock("CERTIFICATE", issuing)...)
+	content = append(content, pemBlock("CERTIFICATE", root)...)
+
+	cfg, nextFile, err := loadWithNextCA(t, content)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	p := cfg.SCEP.Profiles[0]
+	if p.NextCAFile != nextFile {
+		t.Errorf("next_ca_file = %s, want %s, resolved against the folder of the configuration file", p.NextCAFile, nextFile)
+	}
+	certs, err := p.LoadNextCA()
+	if err != nil {
+		t.Fatalf("LoadNextCA: %v", err)
+	}
+	if len(certs) != 2 {
+		t.Fatalf("LoadNextCA returned %d certificates, want 2", len(certs))
+	}
+	if certs[0].Subject.CommonName != "Next Issuing CA" || certs[1].Subject.CommonName != "Next Root CA" {
+		t.Errorf("certificates %s, %s; want the issuing CA, then the root, in file order", certs[0].Subject, certs[1].Subject)
+	}
+}
+
+func TestLoadNextCANone(t *testing.T) {
+	p := &SCEPProfile{Name: "default"}
+	certs, err := p.LoadNextCA()
+	if certs != nil || err != nil {
+		t.Errorf("LoadNextCA without a file = %v, %v; want nil, nil", certs, err)
+	}
+}
+
+func TestLoadNextCAFileErrors(t *testing.T) {
+	usage := x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	valid := pemBlock("CERTIFICATE", testCertificate(t, "Next CA", true, usage, time.Now().Add(24*time.Hour)))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		content []byte // nil: the file is missing
+		problem string
+	}{
+		{"missing file", nil, "cannot be read"},
+		{"empty file", []byte{}, "contains no PEM certificate"},
+		{"text only", []byte("not a certificate\n"), "contains no PEM certificate"},
+		{"DER", testCertificate(t, "Next CA", true, usage, time.Now().Add(24*time.Hour)), "is a DER certificate"},
+		{"private key", append(slices.Clone(valid), pemBlock("PRIVATE KEY", keyDER)...), "contains a private key"},
+		{"other block", pemBlock("CERTIFICATE REQUEST", []byte{0x30, 0x00}), `"CERTIFICATE REQUEST" PEM block`},
+		{"invalid certificate", pemBlock("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}), "certificate 1 is invalid"},
+		{"leaf certificate", pemBlock("CERTIFICATE", testCertificate(t, "device", false, x509.KeyUsageDigitalSignature, time.Now().Add(24*time.Hour))), "certificate 1 (CN=device) is not a CA certificate"},
+		{"chain with a leaf", append(slices.Clone(valid), pemBlock("CERTIFICATE", testCertificate(t, "device", false, 0, time.Now().Add(24*time.Hour)))...), "certificate 2 (CN=device) is not a CA certificate"},
+		{"no keyCertSign", pemBlock("CERTIFICATE", testCertificate(t, "Signing Only", true, x509.KeyUsageDigitalSignature, time.Now().Add(24*time.Hour))), "lacks keyCertSign"},
+		{"broken PEM block", append(slices.Clone(valid), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"...), "PEM block 2 cannot be decoded"},
+		{"broken first PEM block", []byte("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"), "PEM block 1 cannot be decoded"},
+		{"expired", pemBlock("CERTIFICATE", testCertificate(t, "Old CA", true, usage, time.Now().Add(-time.Hour))), "expired on"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := loadWithNextCA(t, c.content)
+			if got, want := fieldErrorKeys(err), []string{"scep.profiles[0].next_ca_file"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("problem keys = %v, want %v (error: %v)", got, want, err)
+			}
+			if !strings.Contains(err.Error(), c.problem) {
+				t.Errorf("error %q does not contain %q", err, c.problem)
+			}
+		})
+	}
+}
+
+func TestLoadNextCAErrorNamesProfile(t *testing.T) {
+	p := &SCEPProfile{Name: "rollover", NextCAFile: filepath.Join(t.TempDir(), "missing.pem")}
+	_, err := p.LoadNextCA()
+	if err == nil || !strings.Contains(err.Error(), `scep profile "rollover", next_ca_file`) {
+		t.Errorf("LoadNextCA of a missing file: %v, want an error naming the profile and next_ca_file", err)
+	}
+}
+
+func TestNextCAFileNotReadWhenSCEPIsOff(t *testing.T) {
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, "certgate.yaml")
+	yamlText := "scep:\n  enabled: false\n  profiles:\n    - name: default\n      next_ca_file: missing.pem\n"
+	if err := os.WriteFile(configFile, []byte(yamlText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(configFile); err != nil {
+		t.Errorf("Load with scep off and a missing next_ca_file: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -17,10 +18,11 @@ import (
 )
 
 // newSCEPHandler builds the SCEP frontend from the scep section, or returns nil when
-// it is off. Each SCEP profile gets its challenge password and the RA credential of its
-// CMP profile. A challenge file that cannot be read stops the start, as a MAC secret
-// does. An RA certificate that cannot be issued only turns its SCEP profiles off, with
-// an error in the log, because CMP keeps working without it.
+// it is off. Each SCEP profile gets its challenge password, its next CA certificates
+// and the RA credential of its CMP profile. A challenge or next CA file that cannot be
+// read stops the start, as a MAC secret does. An RA certificate that cannot be issued
+// only turns its SCEP profiles off, with an error in the log, because CMP keeps
+// working without it.
 func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Router, db store.Store, logger *slog.Logger) (*scepfrontend.Handler, error) {
 	if !cfg.SCEP.Enabled {
 		return nil, nil
@@ -28,6 +30,7 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 	handler := &scepfrontend.Handler{
 		Router: router, PathPrefix: cfg.SCEP.PathPrefix, DefaultProfile: cfg.SCEP.DefaultProfile,
 		Profiles: map[string]*scepfrontend.Profile{}, MaxRequestBytes: cfg.HTTP.MaxRequestBytes, Logger: logger,
+		Store: db,
 	}
 	ras := map[string]*scepfrontend.RA{}
 	for i := range cfg.SCEP.Profiles {
@@ -50,6 +53,9 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 		}
 		validators = append(validators, oneTimeChallenges(db, p.Name))
 		profile.Challenge = anyChallenge(validators...)
+		if profile.NextCA, err = p.LoadNextCA(); err != nil {
+			return nil, err
+		}
 
 		cmpProfile := cmpProfileName(cfg, p.Profile)
 		ra, loaded := ras[cmpProfile]
@@ -63,9 +69,29 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 			ras[cmpProfile] = ra
 		}
 		profile.RA = ra
+		if profile.NextCA != nil && ra != nil {
+			logNextCA(ctx, router, cmpProfile, p, profile.NextCA[0], logger)
+		}
 		handler.Profiles[p.Name] = profile
 	}
 	return handler, nil
+}
+
+// logNextCA logs that a SCEP profile serves GetNextCACert, and warns when its next CA
+// is already the CMP profile's issuing CA: clients then receive the current CA as the
+// next one, and next_ca_file is due to be removed.
+func logNextCA(ctx context.Context, router *gateway.Router, cmpProfile string, p *config.SCEPProfile, next *x509.Certificate, logger *slog.Logger) {
+	logger.Info("SCEP GetNextCACert serves the next CA", "scep_profile", p.Name, "file", p.NextCAFile,
+		"subject", next.Subject.String(), "not_before", next.NotBefore, "not_after", next.NotAfter)
+	chain, err := router.CAChain(ctx, cmpProfile)
+	if err != nil || len(chain) == 0 {
+		logger.Warn("cannot compare the next CA with the current issuing CA", "scep_profile", p.Name, "profile", cmpProfile, "error", err)
+		return
+	}
+	if chain[0].Equal(next) {
+		logger.Warn("the next CA of a SCEP profile is its current issuing CA; remove next_ca_file once the rollover is done",
+			"scep_profile", p.Name, "file", p.NextCAFile, "subject", next.Subject.String())
+	}
 }
 
 // oneTimeChallenges accepts a challenge that "certgate scep challenge" issued for the

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,5 +110,73 @@ func TestOneTimeSCEPChallenge(t *testing.T) {
 	}
 	if !strings.Contains(out2, "badRequest") {
 		t.Errorf("the second enrollment was not rejected with failInfo badRequest:\n%s", out2)
+	}
+}
+
+// certgate serve reads scep.profiles[].next_ca_file at start and returns its
+// certificate with GetNextCACert, signed by the RA, which chains to the current CA.
+func TestServeGetNextCACert(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds certgate and runs openssl; skipped in -short mode")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	files := t.TempDir()
+	nextCA := filepath.Join(files, "next-ca.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", filepath.Join(files, "next-ca.key"), "-subj", "/CN=Next CA", "-days", "3650",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+		"-out", nextCA).CombinedOutput(); err != nil {
+		t.Fatalf("openssl req -x509: %v\n%s", err, out)
+	}
+	binary := buildCertgate(t)
+	g := startGatewayWithConfig(t, binary, "scep:\n  profiles:\n    - name: default\n      next_ca_file: "+nextCA+"\n")
+	url := "http://" + g.address + "/scep"
+
+	get := func(query string) []byte {
+		t.Helper()
+		resp, err := http.Get(url + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d, %v\n%s", query, resp.StatusCode, err, body)
+		}
+		return body
+	}
+	if caps := get("?operation=GetCACaps"); !strings.Contains(string(caps), "GetNextCACert\n") {
+		t.Errorf("GetCACaps lacks GetNextCACert:\n%s", caps)
+	}
+
+	response := filepath.Join(files, "next-ca.der")
+	if err := os.WriteFile(response, get("?operation=GetNextCACert"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	currentCA := filepath.Join(files, "current-ca.pem")
+	var chain []byte
+	for _, name := range []string{"issuing.crt", "root.crt"} {
+		data, err := os.ReadFile(filepath.Join(g.dataDir, "softca", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, data...)
+	}
+	if err := os.WriteFile(currentCA, chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inner := filepath.Join(files, "inner.der")
+	if out, err := exec.Command("openssl", "cms", "-verify", "-inform", "DER", "-in", response, "-binary",
+		"-CAfile", currentCA, "-out", inner).CombinedOutput(); err != nil {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+	}
+	got, err := exec.Command("openssl", "pkcs7", "-inform", "DER", "-in", inner, "-print_certs", "-noout").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl pkcs7 -print_certs: %v\n%s", err, got)
+	}
+	if !strings.Contains(string(got), "subject=CN = Next CA") {
+		t.Errorf("the signed content does not carry the next CA certificate:\n%s", got)
 	}
 }
