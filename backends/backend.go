@@ -29,8 +29,12 @@ type Backend interface {
 	// Poll requests again a result that Issue returned as pending.
 	Poll(ctx context.Context, req *PollRequest) (*IssueResult, error)
 
-	// Revoke changes the revocation state of a certificate that this backend issued.
-	Revoke(ctx context.Context, req *RevokeRequest) error
+	// Revoke changes the revocation state of a certificate that this backend issued, or
+	// returns a pending result when the CA decides later.
+	Revoke(ctx context.Context, req *RevokeRequest) (*RevokeResult, error)
+
+	// PollRevoke requests again a revocation that Revoke returned as pending.
+	PollRevoke(ctx context.Context, req *PollRequest) (*RevokeResult, error)
 
 	// CAChain returns the issuing CA certificate first and the root last.
 	CAChain(ctx context.Context) ([]*x509.Certificate, error)
@@ -114,9 +118,16 @@ const (
 // RevokeRequest names a certificate by issuer and serial number. ReasonRemoveFromCRL
 // releases a certificate from certificateHold.
 type RevokeRequest struct {
+	TransactionID  []byte // the requesting transaction, passed back in PollRequest when pending
 	RawIssuer      []byte // DER-encoded Name of the issuing CA
 	SerialNumber   *big.Int
 	Reason         RevocationReason
 	InvalidityDate time.Time // zero when not given
 	Requester      Requester
+}
+
+// RevokeResult is the outcome of Revoke and PollRevoke: a nil Pending means the new
+// revocation state is recorded.
+type RevokeResult struct {
+	Pending *Pending
 }

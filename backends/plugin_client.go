@@ -61,15 +61,44 @@ func (b *PluginBackend) Poll(ctx context.Context, req *PollRequest) (*IssueResul
 }
 
 // Revoke calls the plugin's Revoke rpc.
-func (b *PluginBackend) Revoke(ctx context.Context, req *RevokeRequest) error {
+func (b *PluginBackend) Revoke(ctx context.Context, req *RevokeRequest) (*RevokeResult, error) {
 	msg, err := revokeRequestToProto(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return b.call(ctx, "Revoke", func(ctx context.Context, p *pluginProcess) error {
-		_, err := p.rpc.Revoke(ctx, msg)
+	var resp *backendv1.RevokeResponse
+	err = b.call(ctx, "Revoke", func(ctx context.Context, p *pluginProcess) (err error) {
+		resp, err = p.rpc.Revoke(ctx, msg)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return revokeResultFromProto(resp.GetPending()), nil
+}
+
+// PollRevoke calls the plugin's PollRevoke rpc.
+func (b *PluginBackend) PollRevoke(ctx context.Context, req *PollRequest) (*RevokeResult, error) {
+	if req == nil {
+		return nil, Errorf(CategoryBadRequest, "the poll request is missing")
+	}
+	msg := &backendv1.PollRevokeRequest{TransactionId: req.TransactionID, PollReference: req.PollReference}
+	var resp *backendv1.PollRevokeResponse
+	err := b.call(ctx, "PollRevoke", func(ctx context.Context, p *pluginProcess) (err error) {
+		resp, err = p.rpc.PollRevoke(ctx, msg)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return revokeResultFromProto(resp.GetPending()), nil
+}
+
+func revokeResultFromProto(pending *backendv1.Pending) *RevokeResult {
+	if pending == nil {
+		return &RevokeResult{}
+	}
+	return &RevokeResult{Pending: &Pending{PollReference: pending.GetPollReference(), CheckAfter: pending.GetCheckAfter().AsDuration()}}
 }
 
 // CAChain calls the plugin's GetCAChain rpc.
@@ -262,6 +291,7 @@ func revokeRequestToProto(req *RevokeRequest) (*backendv1.RevokeRequest, error) 
 		return nil, Errorf(CategoryBadRequest, "revocation reason %d is not a CRLReason of RFC 5280", int(req.Reason))
 	}
 	return &backendv1.RevokeRequest{
+		TransactionId:  req.TransactionID,
 		RawIssuer:      req.RawIssuer,
 		SerialNumber:   req.SerialNumber.Bytes(),
 		Reason:         reason,

@@ -309,7 +309,7 @@ func TestPluginContractRoundTrip(t *testing.T) {
 	}
 
 	invalidity := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	err = b.Revoke(ctx, &backends.RevokeRequest{
+	_, err = b.Revoke(ctx, &backends.RevokeRequest{
 		RawIssuer:      res.Certificate.RawIssuer,
 		SerialNumber:   res.Certificate.SerialNumber,
 		Reason:         backends.ReasonKeyCompromise,
@@ -338,10 +338,13 @@ func TestPluginContractRoundTrip(t *testing.T) {
 		t.Errorf("CRL entry = serial %x reason %d, want serial %x reason 1", entry.SerialNumber, entry.ReasonCode, res.Certificate.SerialNumber)
 	}
 
-	err = b.Revoke(ctx, &backends.RevokeRequest{RawIssuer: res.Certificate.RawIssuer, SerialNumber: res.Certificate.SerialNumber, Reason: backends.ReasonSuperseded})
+	_, err = b.Revoke(ctx, &backends.RevokeRequest{RawIssuer: res.Certificate.RawIssuer, SerialNumber: res.Certificate.SerialNumber, Reason: backends.ReasonSuperseded})
 	wantCategory(t, err, backends.CategoryAlreadyRevoked)
 
 	_, err = b.Poll(ctx, &backends.PollRequest{TransactionID: []byte("rt-1"), PollReference: "x"})
+	wantCategory(t, err, backends.CategoryUnsupported)
+
+	_, err = b.PollRevoke(ctx, &backends.PollRequest{TransactionID: []byte("rt-1"), PollReference: "x"})
 	wantCategory(t, err, backends.CategoryUnsupported)
 }
 
@@ -353,7 +356,8 @@ func TestPluginHoldAndReleaseAcrossHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoke := func(reason backends.RevocationReason) error {
-		return b.Revoke(ctx, &backends.RevokeRequest{RawIssuer: res.Certificate.RawIssuer, SerialNumber: res.Certificate.SerialNumber, Reason: reason})
+		_, err := b.Revoke(ctx, &backends.RevokeRequest{RawIssuer: res.Certificate.RawIssuer, SerialNumber: res.Certificate.SerialNumber, Reason: reason})
+		return err
 	}
 	listed := func() (bool, int) {
 		der, err := b.CRL(ctx)
@@ -395,7 +399,8 @@ func TestPluginHoldAndReleaseAcrossHop(t *testing.T) {
 	}
 
 	unknown := &backends.RevokeRequest{RawIssuer: res.Certificate.RawIssuer, SerialNumber: res.Certificate.SerialNumber, Reason: backends.RevocationReason(7)}
-	wantCategory(t, b.Revoke(ctx, unknown), backends.CategoryBadRequest)
+	_, err = b.Revoke(ctx, unknown)
+	wantCategory(t, err, backends.CategoryBadRequest)
 }
 
 func TestPluginErrorCategoriesSurviveHop(t *testing.T) {
@@ -443,7 +448,7 @@ func TestPluginErrorCategoriesSurviveHop(t *testing.T) {
 		if caps.Revoke || caps.CRL || !caps.Pending {
 			t.Errorf("capabilities = %+v, want Pending only", caps)
 		}
-		err = b.Revoke(ctx, &backends.RevokeRequest{SerialNumber: big.NewInt(1), Reason: backends.ReasonSuperseded})
+		_, err = b.Revoke(ctx, &backends.RevokeRequest{SerialNumber: big.NewInt(1), Reason: backends.ReasonSuperseded})
 		wantCategory(t, err, backends.CategoryUnsupported)
 	})
 	t.Run("CRL not implemented", func(t *testing.T) {
@@ -451,7 +456,7 @@ func TestPluginErrorCategoriesSurviveHop(t *testing.T) {
 		wantCategory(t, err, backends.CategoryUnsupported)
 	})
 	t.Run("invalid serial stays on the host", func(t *testing.T) {
-		err := b.Revoke(ctx, &backends.RevokeRequest{Reason: backends.ReasonSuperseded})
+		_, err := b.Revoke(ctx, &backends.RevokeRequest{Reason: backends.ReasonSuperseded})
 		wantCategory(t, err, backends.CategoryBadRequest)
 	})
 }

@@ -314,13 +314,22 @@ func (r *Router) confirm(ctx context.Context, req *request) (*cmp.Body, error) {
 	if status.StatusInfo != nil && status.StatusInfo.Status == cmp.StatusRejection {
 		r.log.Warn("client rejected the certificate; revoking it", keyTransactionID, fmt.Sprintf("%x", tx.ID),
 			keySerial, cert.SerialNumber.Text(16), keyDetail, status.StatusInfo.String())
-		err := req.profile.Backend.Revoke(backendCtx, &backends.RevokeRequest{
-			RawIssuer: cert.RawIssuer, SerialNumber: cert.SerialNumber, Reason: backends.ReasonCessationOfOperation, Requester: req.requester,
+		result, err := req.profile.Backend.Revoke(backendCtx, &backends.RevokeRequest{
+			TransactionID: tx.ID, RawIssuer: cert.RawIssuer, SerialNumber: cert.SerialNumber,
+			Reason: backends.ReasonCessationOfOperation, Requester: req.requester,
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			r.log.Error("cannot revoke the rejected certificate", keySerial, cert.SerialNumber.Text(16), keyError, err)
-		} else if err := r.opts.Store.SetCertificateStatus(backendCtx, cert.RawIssuer, cert.SerialNumber, store.CertRevoked, int(backends.ReasonCessationOfOperation), r.now()); err != nil {
-			r.log.Error("cannot record the revocation", keySerial, cert.SerialNumber.Text(16), keyError, err)
+		case result.Pending != nil:
+			// NOTE: nobody polls this revocation; the CA decides it on its own, and the
+			// store keeps the certificate unconfirmed until an rr changes it.
+			r.log.Warn("the CA left the revocation of the rejected certificate pending", keySerial, cert.SerialNumber.Text(16),
+				"poll_reference", result.Pending.PollReference)
+		default:
+			if err := r.opts.Store.SetCertificateStatus(backendCtx, cert.RawIssuer, cert.SerialNumber, store.CertRevoked, int(backends.ReasonCessationOfOperation), r.now()); err != nil {
+				r.log.Error("cannot record the revocation", keySerial, cert.SerialNumber.Text(16), keyError, err)
+			}
 		}
 		r.closeTransaction(backendCtx, tx, store.StateRejected)
 	} else {
@@ -390,6 +399,11 @@ func (r *Router) poll(ctx context.Context, req *request) (*cmp.Body, error) {
 	}
 	if len(req.msg.Body.PollReqs) != 1 || req.msg.Body.PollReqs[0] != tx.CertReqID {
 		return nil, reject(cmp.FailBadCertID, "pollReq must name the certReqId %d of the request", tx.CertReqID)
+	}
+	if tx.RequestType == cmp.BodyRR.String() {
+		backendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+		defer cancel()
+		return r.pollRevocation(backendCtx, req, tx)
 	}
 	requestType, ok := bodyTypeByName(tx.RequestType)
 	if !ok {

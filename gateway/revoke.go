@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/certgate/certgate/backends"
@@ -64,29 +66,110 @@ func (r *Router) revoke(ctx context.Context, req *request) (*cmp.Body, error) {
 
 	backendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
-	err = req.profile.Backend.Revoke(backendCtx, &backends.RevokeRequest{
-		RawIssuer: t.RawIssuer, SerialNumber: t.SerialNumber, Reason: backends.RevocationReason(reason), Requester: req.requester,
+	result, err := req.profile.Backend.Revoke(backendCtx, &backends.RevokeRequest{
+		TransactionID: req.msg.Header.TransactionID, RawIssuer: t.RawIssuer, SerialNumber: t.SerialNumber,
+		Reason: backends.RevocationReason(reason), Requester: req.requester,
 	})
 	if err != nil {
 		return nil, err
 	}
+	decided := decidedRevocation{RawIssuer: t.RawIssuer, Serial: t.SerialNumber.Bytes(), Reason: reason, Status: newStatus}
+	if result.Pending != nil {
+		return r.deferRevocation(backendCtx, req, decided, result.Pending)
+	}
+	return r.recordRevocation(backendCtx, req, decided)
+}
+
+// decidedRevocation is the certificate state change that an rr requests. It is kept in
+// the transaction while the backend's decision is pending.
+type decidedRevocation struct {
+	RawIssuer []byte                  `json:"issuer"`
+	Serial    []byte                  `json:"serial"`
+	Reason    int                     `json:"reason"`
+	Status    store.CertificateStatus `json:"status"`
+}
+
+// recordRevocation stores the new state of a revoked certificate and returns the rp.
+func (r *Router) recordRevocation(ctx context.Context, req *request, d decidedRevocation) (*cmp.Body, error) {
+	serial := new(big.Int).SetBytes(d.Serial)
 	var at time.Time
-	if newStatus != store.CertConfirmed {
+	if d.Status != store.CertConfirmed {
 		at = r.now()
 	}
-	if err := r.opts.Store.SetCertificateStatus(backendCtx, t.RawIssuer, t.SerialNumber, newStatus, reason, at); err != nil {
+	if err := r.opts.Store.SetCertificateStatus(ctx, d.RawIssuer, serial, d.Status, d.Reason, at); err != nil {
 		return nil, err
 	}
-	stateText := string(newStatus)
-	if newStatus == store.CertConfirmed {
+	stateText := string(d.Status)
+	if d.Status == store.CertConfirmed {
 		stateText = "valid again (released from hold)"
 	}
-	r.log.Info("certificate revocation state changed", keySerial, t.SerialNumber.Text(16), "reason_code", reason,
+	r.log.Info("certificate revocation state changed", keySerial, serial.Text(16), "reason_code", d.Reason,
 		"status", stateText, keyRequester, req.requester.Identity)
 	return &cmp.Body{Type: cmp.BodyRP, RevRep: &cmp.RevRepContent{
 		Status:  []cmp.StatusInfo{{Status: cmp.StatusAccepted}},
-		RevCert: []cmp.CertID{{Issuer: cmp.DirectoryNameOf(t.RawIssuer), SerialNumber: t.SerialNumber}},
+		RevCert: []cmp.CertID{{Issuer: cmp.DirectoryNameOf(d.RawIssuer), SerialNumber: serial}},
 	}}, nil
+}
+
+// deferRevocation opens a transaction for an rr whose revocation the backend left
+// pending and responds with an error message of status waiting, which RFC 9483 section
+// 4.4 uses for every response that is not a CertRepMessage. The client then polls
+// with pollReq and certReqId -1 until it receives the rp.
+func (r *Router) deferRevocation(ctx context.Context, req *request, d decidedRevocation, pending *backends.Pending) (*cmp.Body, error) {
+	state, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	tx := &store.Transaction{
+		ID: req.msg.Header.TransactionID, Profile: req.profile.Name, RequestType: cmp.BodyRR.String(),
+		Requester: req.requester.Identity, State: store.StatePending, SenderNonce: req.responseNonce,
+		CertReqID: -1, PollReference: pending.PollReference, Request: state,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(r.opts.TransactionTimeout),
+	}
+	if err := r.opts.Store.CreateTransaction(ctx, tx); err != nil {
+		return nil, err
+	}
+	r.log.Info("revocation pending at the CA", keyTransactionID, fmt.Sprintf("%x", tx.ID),
+		keySerial, new(big.Int).SetBytes(d.Serial).Text(16), "poll_reference", pending.PollReference)
+	return waitingError(), nil
+}
+
+// waitingError returns the error message with status waiting, which makes a client
+// poll for the response.
+func waitingError() *cmp.Body {
+	return &cmp.Body{Type: cmp.BodyError, Error: &cmp.ErrorContent{Status: cmp.StatusInfo{
+		Status: cmp.StatusWaiting, StatusString: []string{"the CA has not decided yet; poll with pollReq"},
+	}}}
+}
+
+// pollRevocation handles a pollReq for a pending rr.
+func (r *Router) pollRevocation(ctx context.Context, req *request, tx *store.Transaction) (*cmp.Body, error) {
+	result, err := req.profile.Backend.PollRevoke(ctx, &backends.PollRequest{TransactionID: tx.ID, PollReference: tx.PollReference})
+	if err != nil {
+		r.closeTransaction(ctx, tx, store.StateRejected)
+		return nil, err
+	}
+	if result.Pending != nil {
+		tx.SenderNonce = req.responseNonce
+		tx.UpdatedAt = r.now()
+		if err := r.opts.Store.UpdateTransaction(ctx, tx); err != nil {
+			return nil, err
+		}
+		return &cmp.Body{Type: cmp.BodyPollRep, PollReps: []cmp.PollResponse{{
+			CertReqID: -1, CheckAfter: max(1, int64(result.Pending.CheckAfter/time.Second)),
+		}}}, nil
+	}
+	var d decidedRevocation
+	if err := json.Unmarshal(tx.Request, &d); err != nil {
+		return nil, fmt.Errorf("pending revocation of transaction %x: %w", tx.ID, err)
+	}
+	body, err := r.recordRevocation(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	r.closeTransaction(ctx, tx, store.StateDone)
+	return body, nil
 }
 
 func (r *Router) authorizeRevocation(req *request, record *store.Certificate) error {

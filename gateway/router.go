@@ -364,8 +364,11 @@ func (r *Router) logRequest(req *request, resp *cmp.Message, start time.Time) {
 	attrs = append(attrs, keyResponse, resp.Body.Type.String())
 	level := slog.LevelInfo
 	if resp.Body.Type == cmp.BodyError {
-		level = slog.LevelWarn
 		status := resp.Body.Error.Status
+		// Status waiting is delayed delivery, not a failure.
+		if status.Status != cmp.StatusWaiting {
+			level = slog.LevelWarn
+		}
 		attrs = append(attrs, keyFailInfo, status.FailInfo.String(), keyDetail, strings.Join(status.StatusString, "; "))
 		if req.failure != nil && req.failure.Err != nil {
 			attrs = append(attrs, keyError, req.failure.Err)

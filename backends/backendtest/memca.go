@@ -27,14 +27,18 @@ type CA struct {
 	// PendingPolls is how many times Issue and Poll return "pending" before a request is
 	// issued. Zero issues at once.
 	PendingPolls int
+	// PendingRevokePolls is how many times Revoke and PollRevoke return "pending"
+	// before a revocation takes effect.
+	PendingRevokePolls int
 	// Delay is added to every Issue call, to make a slow CA.
 	Delay time.Duration
 
-	mu      sync.Mutex
-	pending map[string]*pendingIssue // by poll reference
-	revoked map[string]backends.RevocationReason
-	issued  map[string]bool
-	Calls   map[string]int // method name to call count
+	mu                 sync.Mutex
+	pending            map[string]*pendingIssue      // by poll reference
+	pendingRevocations map[string]*pendingRevocation // by poll reference
+	revoked            map[string]backends.RevocationReason
+	issued             map[string]bool
+	Calls              map[string]int // method name to call count
 }
 
 type pendingIssue struct {
@@ -76,7 +80,8 @@ func New() (*CA, error) {
 	return &CA{
 		Root: root, Issuing: issuing, issuingKey: issuingKey,
 		pending: map[string]*pendingIssue{}, revoked: map[string]backends.RevocationReason{},
-		issued: map[string]bool{}, Calls: map[string]int{},
+		pendingRevocations: map[string]*pendingRevocation{},
+		issued:             map[string]bool{}, Calls: map[string]int{},
 	}, nil
 }
 
@@ -147,21 +152,55 @@ func (c *CA) sign(req *backends.IssueRequest) (*backends.IssueResult, error) {
 	return &backends.IssueResult{Certificate: cert, Chain: []*x509.Certificate{c.Issuing, c.Root}}, nil
 }
 
-// Revoke implements backends.Backend.
-func (c *CA) Revoke(ctx context.Context, req *backends.RevokeRequest) error {
+// Revoke implements backends.Backend. With PendingRevokePolls set, the revocation
+// waits until PollRevoke was called that many times.
+func (c *CA) Revoke(ctx context.Context, req *backends.RevokeRequest) (*backends.RevokeResult, error) {
 	c.count("Revoke")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := req.SerialNumber.String()
-	if !c.issued[key] {
-		return backends.Errorf(backends.CategoryNotFound, "serial %s was not issued by this CA", req.SerialNumber.Text(16))
+	if !c.issued[req.SerialNumber.String()] {
+		return nil, backends.Errorf(backends.CategoryNotFound, "serial %s was not issued by this CA", req.SerialNumber.Text(16))
 	}
+	if c.PendingRevokePolls > 0 {
+		reference := fmt.Sprintf("revoke-%x", req.TransactionID)
+		c.pendingRevocations[reference] = &pendingRevocation{req: req}
+		return &backends.RevokeResult{Pending: &backends.Pending{PollReference: reference, CheckAfter: time.Second}}, nil
+	}
+	c.applyRevocation(req)
+	return &backends.RevokeResult{}, nil
+}
+
+// PollRevoke implements backends.Backend.
+func (c *CA) PollRevoke(ctx context.Context, req *backends.PollRequest) (*backends.RevokeResult, error) {
+	c.count("PollRevoke")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pendingRevocations[req.PollReference]
+	if !ok {
+		return nil, backends.Errorf(backends.CategoryNotFound, "unknown poll reference %q", req.PollReference)
+	}
+	p.polls++
+	if p.polls < c.PendingRevokePolls {
+		return &backends.RevokeResult{Pending: &backends.Pending{PollReference: req.PollReference, CheckAfter: time.Second}}, nil
+	}
+	delete(c.pendingRevocations, req.PollReference)
+	c.applyRevocation(p.req)
+	return &backends.RevokeResult{}, nil
+}
+
+// applyRevocation records a revocation. The caller holds c.mu.
+func (c *CA) applyRevocation(req *backends.RevokeRequest) {
+	key := req.SerialNumber.String()
 	if req.Reason == backends.ReasonRemoveFromCRL {
 		delete(c.revoked, key)
-		return nil
+		return
 	}
 	c.revoked[key] = req.Reason
-	return nil
+}
+
+type pendingRevocation struct {
+	req   *backends.RevokeRequest
+	polls int
 }
 
 // Revoked returns the reason a serial was revoked with, and whether it is revoked.

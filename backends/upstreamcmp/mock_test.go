@@ -178,7 +178,7 @@ func TestUpstreamOpenSSLMock(t *testing.T) {
 		if !result.Certificate.Equal(pki.rspCert) {
 			t.Error("the certificate is not the one the mock returns")
 		}
-		if err := backend.Revoke(ctx, &backends.RevokeRequest{RawIssuer: pki.rspCert.RawIssuer, SerialNumber: pki.rspCert.SerialNumber, Reason: backends.ReasonKeyCompromise}); err != nil {
+		if _, err := backend.Revoke(ctx, &backends.RevokeRequest{RawIssuer: pki.rspCert.RawIssuer, SerialNumber: pki.rspCert.SerialNumber, Reason: backends.ReasonKeyCompromise}); err != nil {
 			t.Errorf("Revoke: %v", err)
 		}
 	})

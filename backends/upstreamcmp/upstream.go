@@ -145,18 +145,27 @@ func (b *Backend) Poll(context.Context, *backends.PollRequest) (*backends.IssueR
 }
 
 // Revoke implements backends.Backend.
-func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) error {
+//
+// NOTE: the upstream rr is sent and answered in one exchange; an upstream CA that
+// answers it with status waiting gets an error, not a pending result.
+func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) (*backends.RevokeResult, error) {
 	client, err := b.client()
 	if err != nil {
-		return &backends.Error{Category: backends.CategoryInternal, Detail: "invalid upstream configuration", Err: err}
+		return nil, &backends.Error{Category: backends.CategoryInternal, Detail: "invalid upstream configuration", Err: err}
 	}
 	defer client.Transport.Close()
 	ctx, cancel := context.WithTimeout(ctx, b.config.Timeout)
 	defer cancel()
 	if err := client.RevokeSerial(ctx, req.RawIssuer, req.SerialNumber, int(req.Reason)); err != nil {
-		return b.upstreamError("revocation", err)
+		return nil, b.upstreamError("revocation", err)
 	}
-	return nil
+	return &backends.RevokeResult{}, nil
+}
+
+// PollRevoke implements backends.Backend. Revoke never returns a pending result, so
+// there is nothing to poll.
+func (b *Backend) PollRevoke(context.Context, *backends.PollRequest) (*backends.RevokeResult, error) {
+	return nil, backends.Errorf(backends.CategoryUnsupported, "the upstream CMP backend never returns a pending revocation, so there is nothing to poll")
 }
 
 // CAChain implements backends.Backend: the configured chain, or the upstream's response

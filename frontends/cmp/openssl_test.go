@@ -464,3 +464,19 @@ func TestProfileFromPath(t *testing.T) {
 		}
 	}
 }
+
+// OpenSSL 3.0 polls only for ip, cp and kup. An rr that the backend leaves pending is
+// answered with an error message of status waiting, which it reports and exits on.
+func TestOpenSSLSeesPendingRevocation(t *testing.T) {
+	f := newFixture(t, nil)
+	key := f.newKey("ee.key", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")
+	f.mustCMP(append(macArgs(), "-cmd", "ir", "-newkey", key, "-subject", "/CN=pending revocation", "-certout", "pending.pem")...)
+	f.ca.PendingRevokePolls = 1
+	out, err := f.cmp(append(macArgs(), "-cmd", "rr", "-oldcert", "pending.pem", "-revreason", "1")...)
+	if err == nil {
+		t.Fatalf("openssl cmp rr succeeded against a pending revocation:\n%s", out)
+	}
+	if !strings.Contains(out, "waiting") {
+		t.Errorf("openssl cmp rr output does not mention the waiting status:\n%s", out)
+	}
+}

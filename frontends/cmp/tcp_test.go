@@ -402,3 +402,45 @@ func TestCMP2021ClientGetsPVNO3(t *testing.T) {
 		t.Errorf("certificate is %q after a cmp2021 certConf, want confirmed", got)
 	}
 }
+
+// A backend that leaves a revocation pending makes the router answer the rr with an
+// error message of status waiting; the client polls with certReqId -1 and receives
+// the rp once the backend decides.
+func TestClientPollsDelayedRevocation(t *testing.T) {
+	f := newFixture(t, nil)
+	address, _ := f.startTCP(nil)
+	transports := map[string]func() cmpclient.Transport{
+		"http": func() cmpclient.Transport { return &cmpclient.HTTPTransport{URL: f.server.URL + "/.well-known/cmp"} },
+		"tcp-v10": func() cmpclient.Transport {
+			return &cmpclient.TCPTransport{Address: address, Framing: pkicmp.FramingTCPv10}
+		},
+	}
+	for name, transport := range transports {
+		t.Run(name, func(t *testing.T) {
+			client := f.macClient(transport())
+			result, err := client.Enroll(context.Background(), cmpclient.EnrollRequest{Type: pkicmp.BodyIR, Key: newECKey(t), Subject: pkix.Name{CommonName: "revoked later"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ca.PendingRevokePolls = 1
+			defer func() { f.ca.PendingRevokePolls = 0 }()
+			polls := f.ca.Calls["PollRevoke"]
+			if err := client.Revoke(context.Background(), result.Certificate, 1); err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			if got := f.ca.Calls["PollRevoke"] - polls; got != 1 {
+				t.Errorf("backend polled the revocation %d times, want 1", got)
+			}
+			if reason, ok := f.ca.Revoked(result.Certificate.SerialNumber); !ok || reason != 1 {
+				t.Errorf("CA revocation = %v, %d; want revoked with keyCompromise", ok, reason)
+			}
+			record, err := f.store.Certificate(context.Background(), result.Certificate.RawIssuer, result.Certificate.SerialNumber)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if record.Status != "revoked" || record.RevocationReason != 1 {
+				t.Errorf("stored status = %s reason %d, want revoked reason 1", record.Status, record.RevocationReason)
+			}
+		})
+	}
+}

@@ -257,7 +257,7 @@ func TestRenewalChecks(t *testing.T) {
 	}
 
 	// A revoked certificate cannot renew.
-	if err := f.ca.Revoke(context.Background(), &backends.RevokeRequest{RawIssuer: cert.RawIssuer, SerialNumber: cert.SerialNumber, Reason: backends.ReasonKeyCompromise}); err != nil {
+	if _, err := f.ca.Revoke(context.Background(), &backends.RevokeRequest{RawIssuer: cert.RawIssuer, SerialNumber: cert.SerialNumber, Reason: backends.ReasonKeyCompromise}); err != nil {
 		t.Fatal(err)
 	}
 	rep = client.post(f.url, client.message(f.ra.Certificate, MessageRenewalReq, "tx-r3", client.csr("device-a", ""), cipherAES128, digestSHA256))

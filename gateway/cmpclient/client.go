@@ -380,7 +380,9 @@ func (c *Client) RevokeSerial(ctx context.Context, rawIssuer []byte, serial *big
 		return err
 	}
 	details.CRLEntryDetails = []pkix.Extension{{Id: cmp.OIDExtensionReasonCode, Value: reasonValue}}
-	resp, err := c.exchange(ctx, &transaction{id: randomBytes(16)}, &cmp.Body{Type: cmp.BodyRR, RevReqs: []cmp.RevDetails{details}}, false)
+	tx := &transaction{id: randomBytes(16)}
+	resp, err := c.exchange(ctx, tx, &cmp.Body{Type: cmp.BodyRR, RevReqs: []cmp.RevDetails{details}}, false)
+	resp, err = c.awaitDelayed(ctx, tx, resp, err)
 	if err != nil {
 		return err
 	}
@@ -400,7 +402,9 @@ func (c *Client) General(ctx context.Context, infoTypes ...asn1.ObjectIdentifier
 	for i, infoType := range infoTypes {
 		infos[i] = cmp.InfoTypeAndValue{Type: infoType}
 	}
-	resp, err := c.exchange(ctx, &transaction{id: randomBytes(16)}, &cmp.Body{Type: cmp.BodyGenM, Infos: infos}, false)
+	tx := &transaction{id: randomBytes(16)}
+	resp, err := c.exchange(ctx, tx, &cmp.Body{Type: cmp.BodyGenM, Infos: infos}, false)
+	resp, err = c.awaitDelayed(ctx, tx, resp, err)
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +412,41 @@ func (c *Client) General(ctx context.Context, infoTypes ...asn1.ObjectIdentifier
 		return nil, fmt.Errorf("cmpclient: the server responded to genm with %s, want genp", resp.Body.Type)
 	}
 	return resp.Body.Infos, nil
+}
+
+// awaitDelayed takes the result of the first exchange of tx. When the server answered
+// with an error message of status waiting (delayed delivery of a response other than
+// ip, cp or kup, RFC 9483 section 4.4), it polls with pollReq and certReqId -1 until
+// the real response arrives.
+func (c *Client) awaitDelayed(ctx context.Context, tx *transaction, resp *cmp.Message, err error) (*cmp.Message, error) {
+	var serverErr *ServerError
+	if !errors.As(err, &serverErr) || serverErr.Status.Status != cmp.StatusWaiting {
+		return resp, err
+	}
+	maxWait := c.MaxPollWait
+	if maxWait <= 0 {
+		maxWait = 5 * time.Minute
+	}
+	deadline := time.Now().Add(maxWait)
+	wait := time.Second
+	for {
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("cmpclient: still waiting after %s", maxWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		resp, err = c.exchange(ctx, tx, &cmp.Body{Type: cmp.BodyPollReq, PollReqs: []int64{-1}}, false)
+		if err != nil || resp.Body.Type != cmp.BodyPollRep {
+			return resp, err
+		}
+		if len(resp.Body.PollReps) != 1 {
+			return nil, fmt.Errorf("cmpclient: pollRep with %d entries", len(resp.Body.PollReps))
+		}
+		wait = time.Duration(max(1, resp.Body.PollReps[0].CheckAfter)) * time.Second
+	}
 }
 
 // exchange protects and sends one request of tx and checks the response: transactionID

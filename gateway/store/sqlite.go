@@ -243,8 +243,8 @@ func (s *SQLite) Close() error {
 const (
 	createTransactionSQL = `
 	INSERT INTO transactions (id, profile, request_type, requester, state, sender_nonce,
-		cert_req_id, poll_reference, certificate, created_at, updated_at, expires_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		cert_req_id, poll_reference, certificate, request, created_at, updated_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET
 		profile = excluded.profile,
 		request_type = excluded.request_type,
@@ -254,6 +254,7 @@ const (
 		cert_req_id = excluded.cert_req_id,
 		poll_reference = excluded.poll_reference,
 		certificate = excluded.certificate,
+		request = excluded.request,
 		created_at = excluded.created_at,
 		updated_at = excluded.updated_at,
 		expires_at = excluded.expires_at
@@ -261,13 +262,13 @@ const (
 
 	transactionSQL = `
 	SELECT id, profile, request_type, requester, state, sender_nonce, cert_req_id,
-		poll_reference, certificate, created_at, updated_at, expires_at
+		poll_reference, certificate, request, created_at, updated_at, expires_at
 	FROM transactions WHERE id = ? AND expires_at > ?`
 
 	updateTransactionSQL = `
 	UPDATE transactions SET profile = ?, request_type = ?, requester = ?, state = ?,
 		sender_nonce = ?, cert_req_id = ?, poll_reference = ?, certificate = ?,
-		updated_at = ?, expires_at = ?
+		request = ?, updated_at = ?, expires_at = ?
 	WHERE id = ? AND expires_at > ?`
 
 	recordNonceSQL = `
@@ -359,7 +360,7 @@ func (s *SQLite) createTransaction(ctx context.Context, stmt *sql.Stmt, tx *Tran
 
 	res, err := stmt.ExecContext(ctx,
 		tx.ID, tx.Profile, tx.RequestType, tx.Requester, string(tx.State), tx.SenderNonce,
-		tx.CertReqID, tx.PollReference, tx.Certificate, row.createdAt, row.updatedAt, row.expiresAt,
+		tx.CertReqID, tx.PollReference, tx.Certificate, tx.Request, row.createdAt, row.updatedAt, row.expiresAt,
 		nowText)
 	if err != nil {
 		return fmt.Errorf("store: create transaction %x: %w", tx.ID, err)
@@ -411,7 +412,7 @@ func (s *SQLite) Transaction(ctx context.Context, id []byte) (*Transaction, erro
 	)
 	err = s.stmts.transaction.QueryRowContext(ctx, id, nowText).
 		Scan(&tx.ID, &tx.Profile, &tx.RequestType, &tx.Requester, &state, &tx.SenderNonce,
-			&tx.CertReqID, &tx.PollReference, &tx.Certificate, &createdAt, &updatedAt, &expiresAt)
+			&tx.CertReqID, &tx.PollReference, &tx.Certificate, &tx.Request, &createdAt, &updatedAt, &expiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: transaction %x", ErrNotFound, id)
 	}
@@ -459,7 +460,7 @@ func (s *SQLite) updateTransaction(ctx context.Context, stmt *sql.Stmt, tx *Tran
 
 	res, err := stmt.ExecContext(ctx,
 		tx.Profile, tx.RequestType, tx.Requester, string(tx.State), tx.SenderNonce,
-		tx.CertReqID, tx.PollReference, tx.Certificate, row.updatedAt, row.expiresAt,
+		tx.CertReqID, tx.PollReference, tx.Certificate, tx.Request, row.updatedAt, row.expiresAt,
 		tx.ID, nowText)
 	if err != nil {
 		return fmt.Errorf("store: update transaction %x: %w", tx.ID, err)

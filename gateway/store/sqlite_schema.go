@@ -16,6 +16,7 @@ var migrations = []string{
 	schemaV2,
 	schemaV3,
 	schemaV4,
+	schemaV5,
 }
 
 // schemaV1 is the first schema.
@@ -112,6 +113,12 @@ CREATE TABLE pending_requests (
 	PRIMARY KEY (frontend, key)
 ) WITHOUT ROWID;
 CREATE INDEX pending_requests_expires_at ON pending_requests (expires_at);
+`
+
+// schemaV5 adds the request that a pending transaction other than an enrollment
+// completes when the backend decides, such as the RevDetails of a waiting rr.
+const schemaV5 = `
+ALTER TABLE transactions ADD COLUMN request BLOB;
 `
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -1355,3 +1355,31 @@ func TestPendingRequestLifecycle(t *testing.T) {
 		t.Errorf("deleted state: %v, want ErrNotFound", err)
 	}
 }
+
+func TestTransactionKeepsPendingRequest(t *testing.T) {
+	s, clock, _ := openTestStore(t)
+	ctx := context.Background()
+	tx := newTransaction("rr-pending", clock)
+	tx.RequestType, tx.Request = "rr", []byte(`{"reason":1}`)
+	if err := s.CreateTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Transaction(ctx, tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Request) != `{"reason":1}` {
+		t.Errorf("request after create = %q", got.Request)
+	}
+	got.Request = []byte(`{"reason":6}`)
+	if err := s.UpdateTransaction(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Transaction(ctx, tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again.Request) != `{"reason":6}` {
+		t.Errorf("request after update = %q", again.Request)
+	}
+}

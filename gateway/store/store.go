@@ -62,6 +62,7 @@ type Transaction struct {
 	CertReqID     int64
 	PollReference string // set while State is StatePending
 	Certificate   []byte // DER of the certificate sent and not yet confirmed
+	Request       []byte // DER of the request body that a pending rr completes
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	ExpiresAt     time.Time // after this the transaction is forgotten and its ID may be reused

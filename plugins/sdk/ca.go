@@ -43,6 +43,17 @@ type Poller interface {
 	Poll(ctx context.Context, req *PollRequest) (*IssueResult, error)
 }
 
+// RevocationPoller is implemented by a CA whose revocations may wait for a decision,
+// such as an operator's approval. certgate then calls DeferRevoke in place of Revoke.
+type RevocationPoller interface {
+	// DeferRevoke revokes as Revoke does and returns nil, or returns a Pending when the
+	// CA decides later.
+	DeferRevoke(ctx context.Context, req *RevokeRequest) (*Pending, error)
+	// PollRevoke returns Pending again while the CA has not decided, nil once the
+	// revocation took effect, or the error that rejected it.
+	PollRevoke(ctx context.Context, req *PollRequest) (*Pending, error)
+}
+
 // CRLProvider is implemented by a CA that publishes CRLs.
 type CRLProvider interface {
 	// CRL returns the issuing CA's current DER-encoded CRL.
@@ -153,6 +164,7 @@ const (
 
 // RevokeRequest names a certificate by issuer and serial number.
 type RevokeRequest struct {
+	TransactionID  []byte   // the requesting transaction; a deferred revocation gets it back in PollRequest
 	RawIssuer      []byte   // DER-encoded Name of the issuing CA
 	SerialNumber   *big.Int // positive
 	Reason         RevocationReason

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -200,5 +201,56 @@ func TestCapabilitiesFromInterfaces(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("%s: capabilities = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// deferringCA leaves every revocation pending until it was polled once.
+type deferringCA struct {
+	stubCore
+	stubRevoker
+	polled map[string]bool
+}
+
+func (c *deferringCA) DeferRevoke(_ context.Context, req *RevokeRequest) (*Pending, error) {
+	return &Pending{PollReference: fmt.Sprintf("r-%x", req.TransactionID), CheckAfter: 2 * time.Second}, nil
+}
+
+func (c *deferringCA) PollRevoke(_ context.Context, req *PollRequest) (*Pending, error) {
+	if c.polled[req.PollReference] {
+		return nil, nil
+	}
+	c.polled[req.PollReference] = true
+	return &Pending{PollReference: req.PollReference}, nil
+}
+
+func TestDeferredRevocationOverContract(t *testing.T) {
+	ctx := context.Background()
+	s := &server{ca: &deferringCA{polled: map[string]bool{}}}
+	s.configured.Store(true)
+	resp, err := s.Revoke(ctx, &backendv1.RevokeRequest{TransactionId: []byte{1, 2}, SerialNumber: []byte{7},
+		Reason: backendv1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetPending().GetPollReference() != "r-0102" || resp.GetPending().GetCheckAfter().AsDuration() != 2*time.Second {
+		t.Fatalf("Revoke pending = %v, want poll reference r-0102 after 2s", resp.GetPending())
+	}
+	poll := &backendv1.PollRevokeRequest{TransactionId: []byte{1, 2}, PollReference: "r-0102"}
+	first, err := s.PollRevoke(ctx, poll)
+	if err != nil || first.GetPending() == nil {
+		t.Fatalf("first PollRevoke = %v, %v; want still pending", first, err)
+	}
+	second, err := s.PollRevoke(ctx, poll)
+	if err != nil || second.GetPending() != nil {
+		t.Fatalf("second PollRevoke = %v, %v; want done", second, err)
+	}
+
+	plain := &server{ca: struct {
+		stubCore
+		stubRevoker
+	}{}}
+	plain.configured.Store(true)
+	if _, err := plain.PollRevoke(ctx, poll); status.Code(err) != codes.Unimplemented {
+		t.Errorf("PollRevoke on a CA that never defers: %v, want Unimplemented", err)
 	}
 }

@@ -134,10 +134,7 @@ func (s *server) resultToProto(ctx context.Context, result *IssueResult) (*backe
 		if _, ok := s.ca.(Poller); !ok {
 			return nil, nil, errors.New("sdk: the CA returned a pending result but does not implement Poller")
 		}
-		return nil, &backendv1.Pending{
-			PollReference: result.Pending.PollReference,
-			CheckAfter:    durationToProto(result.Pending.CheckAfter),
-		}, nil
+		return nil, pendingToProto(result.Pending), nil
 	case result.Certificate == nil || len(result.Certificate.Raw) == 0:
 		return nil, nil, errors.New("sdk: the CA returned a certificate without DER encoding")
 	}
@@ -170,17 +167,48 @@ func (s *server) Revoke(ctx context.Context, req *backendv1.RevokeRequest) (*bac
 	if err != nil {
 		return nil, statusError(err)
 	}
-	err = s.ca.Revoke(ctx, &RevokeRequest{
+	revocation := &RevokeRequest{
+		TransactionID:  req.GetTransactionId(),
 		RawIssuer:      req.GetRawIssuer(),
 		SerialNumber:   new(big.Int).SetBytes(req.GetSerialNumber()),
 		Reason:         reason,
 		InvalidityDate: invalidityDate,
 		Requester:      requesterFromProto(req.GetRequester()),
-	})
-	if err != nil {
+	}
+	if poller, ok := s.ca.(RevocationPoller); ok {
+		pending, err := poller.DeferRevoke(ctx, revocation)
+		if err != nil {
+			return nil, statusError(err)
+		}
+		return &backendv1.RevokeResponse{Pending: pendingToProto(pending)}, nil
+	}
+	if err := s.ca.Revoke(ctx, revocation); err != nil {
 		return nil, statusError(err)
 	}
 	return &backendv1.RevokeResponse{}, nil
+}
+
+func (s *server) PollRevoke(ctx context.Context, req *backendv1.PollRevokeRequest) (*backendv1.PollRevokeResponse, error) {
+	if err := s.checkConfigured(); err != nil {
+		return nil, err
+	}
+	poller, ok := s.ca.(RevocationPoller)
+	if !ok {
+		return nil, statusError(Errorf(CategoryUnsupported, "this CA never defers a revocation"))
+	}
+	pending, err := poller.PollRevoke(ctx, &PollRequest{TransactionID: req.GetTransactionId(), PollReference: req.GetPollReference()})
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &backendv1.PollRevokeResponse{Pending: pendingToProto(pending)}, nil
+}
+
+// pendingToProto converts a pending decision; nil stays nil.
+func pendingToProto(p *Pending) *backendv1.Pending {
+	if p == nil {
+		return nil
+	}
+	return &backendv1.Pending{PollReference: p.PollReference, CheckAfter: durationToProto(p.CheckAfter)}
 }
 
 func (s *server) GetCAChain(ctx context.Context, _ *backendv1.GetCAChainRequest) (*backendv1.GetCAChainResponse, error) {

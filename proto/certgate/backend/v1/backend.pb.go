@@ -1150,7 +1150,10 @@ type RevokeRequest struct {
 	// 5280 section 5.3.2). Unset when the requester did not give one.
 	InvalidityDate *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=invalidity_date,json=invalidityDate,proto3" json:"invalidity_date,omitempty"`
 	// Who asked for the revocation.
-	Requester     *Requester `protobuf:"bytes,5,opt,name=requester,proto3" json:"requester,omitempty"`
+	Requester *Requester `protobuf:"bytes,5,opt,name=requester,proto3" json:"requester,omitempty"`
+	// Identifier of the requesting transaction, such as the CMP transactionID. A CA
+	// that returns Pending gets it back in the PollRequest of PollRevoke.
+	TransactionId []byte `protobuf:"bytes,6,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1220,9 +1223,19 @@ func (x *RevokeRequest) GetRequester() *Requester {
 	return nil
 }
 
-// RevokeResponse is empty; success means the new state is recorded.
+func (x *RevokeRequest) GetTransactionId() []byte {
+	if x != nil {
+		return x.TransactionId
+	}
+	return nil
+}
+
+// RevokeResponse reports a recorded revocation, or a pending decision.
 type RevokeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the CA decides later, for example after an operator's approval; the host
+	// then polls with PollRevoke. Unset means the new state is recorded.
+	Pending       *Pending `protobuf:"bytes,1,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1257,6 +1270,114 @@ func (*RevokeResponse) Descriptor() ([]byte, []int) {
 	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{14}
 }
 
+func (x *RevokeResponse) GetPending() *Pending {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+// PollRevokeRequest asks for the state of a revocation that Revoke returned as Pending.
+type PollRevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// transaction_id of the RevokeRequest that returned Pending.
+	TransactionId []byte `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// poll_reference from that Pending answer.
+	PollReference string `protobuf:"bytes,2,opt,name=poll_reference,json=pollReference,proto3" json:"poll_reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollRevokeRequest) Reset() {
+	*x = PollRevokeRequest{}
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollRevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollRevokeRequest) ProtoMessage() {}
+
+func (x *PollRevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollRevokeRequest.ProtoReflect.Descriptor instead.
+func (*PollRevokeRequest) Descriptor() ([]byte, []int) {
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PollRevokeRequest) GetTransactionId() []byte {
+	if x != nil {
+		return x.TransactionId
+	}
+	return nil
+}
+
+func (x *PollRevokeRequest) GetPollReference() string {
+	if x != nil {
+		return x.PollReference
+	}
+	return ""
+}
+
+// PollRevokeResponse is the state of a pending revocation.
+type PollRevokeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set while the CA has not decided. Unset means the revocation took effect.
+	Pending       *Pending `protobuf:"bytes,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollRevokeResponse) Reset() {
+	*x = PollRevokeResponse{}
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollRevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollRevokeResponse) ProtoMessage() {}
+
+func (x *PollRevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollRevokeResponse.ProtoReflect.Descriptor instead.
+func (*PollRevokeResponse) Descriptor() ([]byte, []int) {
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PollRevokeResponse) GetPending() *Pending {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
 // GetCAChainRequest has no fields.
 type GetCAChainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1266,7 +1387,7 @@ type GetCAChainRequest struct {
 
 func (x *GetCAChainRequest) Reset() {
 	*x = GetCAChainRequest{}
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1399,7 @@ func (x *GetCAChainRequest) String() string {
 func (*GetCAChainRequest) ProtoMessage() {}
 
 func (x *GetCAChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[15]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1412,7 @@ func (x *GetCAChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCAChainRequest.ProtoReflect.Descriptor instead.
 func (*GetCAChainRequest) Descriptor() ([]byte, []int) {
-	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{15}
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{17}
 }
 
 // GetCAChainResponse carries the CA certificates.
@@ -1305,7 +1426,7 @@ type GetCAChainResponse struct {
 
 func (x *GetCAChainResponse) Reset() {
 	*x = GetCAChainResponse{}
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1438,7 @@ func (x *GetCAChainResponse) String() string {
 func (*GetCAChainResponse) ProtoMessage() {}
 
 func (x *GetCAChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[16]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1451,7 @@ func (x *GetCAChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCAChainResponse.ProtoReflect.Descriptor instead.
 func (*GetCAChainResponse) Descriptor() ([]byte, []int) {
-	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{16}
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCAChainResponse) GetCertificatesDer() [][]byte {
@@ -1349,7 +1470,7 @@ type GetCRLRequest struct {
 
 func (x *GetCRLRequest) Reset() {
 	*x = GetCRLRequest{}
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1482,7 @@ func (x *GetCRLRequest) String() string {
 func (*GetCRLRequest) ProtoMessage() {}
 
 func (x *GetCRLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[17]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1495,7 @@ func (x *GetCRLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCRLRequest.ProtoReflect.Descriptor instead.
 func (*GetCRLRequest) Descriptor() ([]byte, []int) {
-	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{17}
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{19}
 }
 
 // GetCRLResponse carries the CRL.
@@ -1388,7 +1509,7 @@ type GetCRLResponse struct {
 
 func (x *GetCRLResponse) Reset() {
 	*x = GetCRLResponse{}
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1521,7 @@ func (x *GetCRLResponse) String() string {
 func (*GetCRLResponse) ProtoMessage() {}
 
 func (x *GetCRLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[18]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1534,7 @@ func (x *GetCRLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCRLResponse.ProtoReflect.Descriptor instead.
 func (*GetCRLResponse) Descriptor() ([]byte, []int) {
-	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{18}
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCRLResponse) GetCrlDer() []byte {
@@ -1448,7 +1569,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1581,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_certgate_backend_v1_backend_proto_msgTypes[19]
+	mi := &file_certgate_backend_v1_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1594,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{19}
+	return file_certgate_backend_v1_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ErrorDetail) GetCategory() ErrorCategory {
@@ -1547,15 +1668,22 @@ const file_certgate_backend_v1_backend_proto_rawDesc = "" +
 	"\fPollResponse\x125\n" +
 	"\x06issued\x18\x01 \x01(\v2\x1b.certgate.backend.v1.IssuedH\x00R\x06issued\x128\n" +
 	"\apending\x18\x02 \x01(\v2\x1c.certgate.backend.v1.PendingH\x00R\apendingB\b\n" +
-	"\x06result\"\x95\x02\n" +
+	"\x06result\"\xbc\x02\n" +
 	"\rRevokeRequest\x12\x1d\n" +
 	"\n" +
 	"raw_issuer\x18\x01 \x01(\fR\trawIssuer\x12#\n" +
 	"\rserial_number\x18\x02 \x01(\fR\fserialNumber\x12=\n" +
 	"\x06reason\x18\x03 \x01(\x0e2%.certgate.backend.v1.RevocationReasonR\x06reason\x12C\n" +
 	"\x0finvalidity_date\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0einvalidityDate\x12<\n" +
-	"\trequester\x18\x05 \x01(\v2\x1e.certgate.backend.v1.RequesterR\trequester\"\x10\n" +
-	"\x0eRevokeResponse\"\x13\n" +
+	"\trequester\x18\x05 \x01(\v2\x1e.certgate.backend.v1.RequesterR\trequester\x12%\n" +
+	"\x0etransaction_id\x18\x06 \x01(\fR\rtransactionId\"H\n" +
+	"\x0eRevokeResponse\x126\n" +
+	"\apending\x18\x01 \x01(\v2\x1c.certgate.backend.v1.PendingR\apending\"a\n" +
+	"\x11PollRevokeRequest\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\fR\rtransactionId\x12%\n" +
+	"\x0epoll_reference\x18\x02 \x01(\tR\rpollReference\"L\n" +
+	"\x12PollRevokeResponse\x126\n" +
+	"\apending\x18\x01 \x01(\v2\x1c.certgate.backend.v1.PendingR\apending\"\x13\n" +
 	"\x11GetCAChainRequest\"?\n" +
 	"\x12GetCAChainResponse\x12)\n" +
 	"\x10certificates_der\x18\x01 \x03(\fR\x0fcertificatesDer\"\x0f\n" +
@@ -1593,13 +1721,15 @@ const file_certgate_backend_v1_backend_proto_rawDesc = "" +
 	"\x18ERROR_CATEGORY_NOT_FOUND\x10\x05\x12\"\n" +
 	"\x1eERROR_CATEGORY_ALREADY_REVOKED\x10\x06\x12\x1e\n" +
 	"\x1aERROR_CATEGORY_UNSUPPORTED\x10\a\x12\x1e\n" +
-	"\x1aERROR_CATEGORY_UNAVAILABLE\x10\b2\xfc\x04\n" +
+	"\x1aERROR_CATEGORY_UNAVAILABLE\x10\b2\xdb\x05\n" +
 	"\x0eBackendService\x12Z\n" +
 	"\tConfigure\x12%.certgate.backend.v1.ConfigureRequest\x1a&.certgate.backend.v1.ConfigureResponse\x12l\n" +
 	"\x0fGetCapabilities\x12+.certgate.backend.v1.GetCapabilitiesRequest\x1a,.certgate.backend.v1.GetCapabilitiesResponse\x12N\n" +
 	"\x05Issue\x12!.certgate.backend.v1.IssueRequest\x1a\".certgate.backend.v1.IssueResponse\x12K\n" +
 	"\x04Poll\x12 .certgate.backend.v1.PollRequest\x1a!.certgate.backend.v1.PollResponse\x12Q\n" +
 	"\x06Revoke\x12\".certgate.backend.v1.RevokeRequest\x1a#.certgate.backend.v1.RevokeResponse\x12]\n" +
+	"\n" +
+	"PollRevoke\x12&.certgate.backend.v1.PollRevokeRequest\x1a'.certgate.backend.v1.PollRevokeResponse\x12]\n" +
 	"\n" +
 	"GetCAChain\x12&.certgate.backend.v1.GetCAChainRequest\x1a'.certgate.backend.v1.GetCAChainResponse\x12Q\n" +
 	"\x06GetCRL\x12\".certgate.backend.v1.GetCRLRequest\x1a#.certgate.backend.v1.GetCRLResponseBBZ@github.com/certgate/certgate/proto/certgate/backend/v1;backendv1b\x06proto3"
@@ -1617,7 +1747,7 @@ func file_certgate_backend_v1_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_certgate_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certgate_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_certgate_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_certgate_backend_v1_backend_proto_goTypes = []any{
 	(Capability)(0),                 // 0: certgate.backend.v1.Capability
 	(RevocationReason)(0),           // 1: certgate.backend.v1.RevocationReason
@@ -1637,51 +1767,57 @@ var file_certgate_backend_v1_backend_proto_goTypes = []any{
 	(*PollResponse)(nil),            // 15: certgate.backend.v1.PollResponse
 	(*RevokeRequest)(nil),           // 16: certgate.backend.v1.RevokeRequest
 	(*RevokeResponse)(nil),          // 17: certgate.backend.v1.RevokeResponse
-	(*GetCAChainRequest)(nil),       // 18: certgate.backend.v1.GetCAChainRequest
-	(*GetCAChainResponse)(nil),      // 19: certgate.backend.v1.GetCAChainResponse
-	(*GetCRLRequest)(nil),           // 20: certgate.backend.v1.GetCRLRequest
-	(*GetCRLResponse)(nil),          // 21: certgate.backend.v1.GetCRLResponse
-	(*ErrorDetail)(nil),             // 22: certgate.backend.v1.ErrorDetail
-	(*structpb.Struct)(nil),         // 23: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
+	(*PollRevokeRequest)(nil),       // 18: certgate.backend.v1.PollRevokeRequest
+	(*PollRevokeResponse)(nil),      // 19: certgate.backend.v1.PollRevokeResponse
+	(*GetCAChainRequest)(nil),       // 20: certgate.backend.v1.GetCAChainRequest
+	(*GetCAChainResponse)(nil),      // 21: certgate.backend.v1.GetCAChainResponse
+	(*GetCRLRequest)(nil),           // 22: certgate.backend.v1.GetCRLRequest
+	(*GetCRLResponse)(nil),          // 23: certgate.backend.v1.GetCRLResponse
+	(*ErrorDetail)(nil),             // 24: certgate.backend.v1.ErrorDetail
+	(*structpb.Struct)(nil),         // 25: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
 }
 var file_certgate_backend_v1_backend_proto_depIdxs = []int32{
-	23, // 0: certgate.backend.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	25, // 0: certgate.backend.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
 	0,  // 1: certgate.backend.v1.GetCapabilitiesResponse.capabilities:type_name -> certgate.backend.v1.Capability
 	8,  // 2: certgate.backend.v1.CertTemplate.extensions:type_name -> certgate.backend.v1.Extension
-	24, // 3: certgate.backend.v1.CertTemplate.not_before:type_name -> google.protobuf.Timestamp
-	24, // 4: certgate.backend.v1.CertTemplate.not_after:type_name -> google.protobuf.Timestamp
+	26, // 3: certgate.backend.v1.CertTemplate.not_before:type_name -> google.protobuf.Timestamp
+	26, // 4: certgate.backend.v1.CertTemplate.not_after:type_name -> google.protobuf.Timestamp
 	7,  // 5: certgate.backend.v1.IssueRequest.requester:type_name -> certgate.backend.v1.Requester
 	9,  // 6: certgate.backend.v1.IssueRequest.template:type_name -> certgate.backend.v1.CertTemplate
-	25, // 7: certgate.backend.v1.Pending.check_after:type_name -> google.protobuf.Duration
+	27, // 7: certgate.backend.v1.Pending.check_after:type_name -> google.protobuf.Duration
 	11, // 8: certgate.backend.v1.IssueResponse.issued:type_name -> certgate.backend.v1.Issued
 	12, // 9: certgate.backend.v1.IssueResponse.pending:type_name -> certgate.backend.v1.Pending
 	11, // 10: certgate.backend.v1.PollResponse.issued:type_name -> certgate.backend.v1.Issued
 	12, // 11: certgate.backend.v1.PollResponse.pending:type_name -> certgate.backend.v1.Pending
 	1,  // 12: certgate.backend.v1.RevokeRequest.reason:type_name -> certgate.backend.v1.RevocationReason
-	24, // 13: certgate.backend.v1.RevokeRequest.invalidity_date:type_name -> google.protobuf.Timestamp
+	26, // 13: certgate.backend.v1.RevokeRequest.invalidity_date:type_name -> google.protobuf.Timestamp
 	7,  // 14: certgate.backend.v1.RevokeRequest.requester:type_name -> certgate.backend.v1.Requester
-	2,  // 15: certgate.backend.v1.ErrorDetail.category:type_name -> certgate.backend.v1.ErrorCategory
-	3,  // 16: certgate.backend.v1.BackendService.Configure:input_type -> certgate.backend.v1.ConfigureRequest
-	5,  // 17: certgate.backend.v1.BackendService.GetCapabilities:input_type -> certgate.backend.v1.GetCapabilitiesRequest
-	10, // 18: certgate.backend.v1.BackendService.Issue:input_type -> certgate.backend.v1.IssueRequest
-	14, // 19: certgate.backend.v1.BackendService.Poll:input_type -> certgate.backend.v1.PollRequest
-	16, // 20: certgate.backend.v1.BackendService.Revoke:input_type -> certgate.backend.v1.RevokeRequest
-	18, // 21: certgate.backend.v1.BackendService.GetCAChain:input_type -> certgate.backend.v1.GetCAChainRequest
-	20, // 22: certgate.backend.v1.BackendService.GetCRL:input_type -> certgate.backend.v1.GetCRLRequest
-	4,  // 23: certgate.backend.v1.BackendService.Configure:output_type -> certgate.backend.v1.ConfigureResponse
-	6,  // 24: certgate.backend.v1.BackendService.GetCapabilities:output_type -> certgate.backend.v1.GetCapabilitiesResponse
-	13, // 25: certgate.backend.v1.BackendService.Issue:output_type -> certgate.backend.v1.IssueResponse
-	15, // 26: certgate.backend.v1.BackendService.Poll:output_type -> certgate.backend.v1.PollResponse
-	17, // 27: certgate.backend.v1.BackendService.Revoke:output_type -> certgate.backend.v1.RevokeResponse
-	19, // 28: certgate.backend.v1.BackendService.GetCAChain:output_type -> certgate.backend.v1.GetCAChainResponse
-	21, // 29: certgate.backend.v1.BackendService.GetCRL:output_type -> certgate.backend.v1.GetCRLResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 15: certgate.backend.v1.RevokeResponse.pending:type_name -> certgate.backend.v1.Pending
+	12, // 16: certgate.backend.v1.PollRevokeResponse.pending:type_name -> certgate.backend.v1.Pending
+	2,  // 17: certgate.backend.v1.ErrorDetail.category:type_name -> certgate.backend.v1.ErrorCategory
+	3,  // 18: certgate.backend.v1.BackendService.Configure:input_type -> certgate.backend.v1.ConfigureRequest
+	5,  // 19: certgate.backend.v1.BackendService.GetCapabilities:input_type -> certgate.backend.v1.GetCapabilitiesRequest
+	10, // 20: certgate.backend.v1.BackendService.Issue:input_type -> certgate.backend.v1.IssueRequest
+	14, // 21: certgate.backend.v1.BackendService.Poll:input_type -> certgate.backend.v1.PollRequest
+	16, // 22: certgate.backend.v1.BackendService.Revoke:input_type -> certgate.backend.v1.RevokeRequest
+	18, // 23: certgate.backend.v1.BackendService.PollRevoke:input_type -> certgate.backend.v1.PollRevokeRequest
+	20, // 24: certgate.backend.v1.BackendService.GetCAChain:input_type -> certgate.backend.v1.GetCAChainRequest
+	22, // 25: certgate.backend.v1.BackendService.GetCRL:input_type -> certgate.backend.v1.GetCRLRequest
+	4,  // 26: certgate.backend.v1.BackendService.Configure:output_type -> certgate.backend.v1.ConfigureResponse
+	6,  // 27: certgate.backend.v1.BackendService.GetCapabilities:output_type -> certgate.backend.v1.GetCapabilitiesResponse
+	13, // 28: certgate.backend.v1.BackendService.Issue:output_type -> certgate.backend.v1.IssueResponse
+	15, // 29: certgate.backend.v1.BackendService.Poll:output_type -> certgate.backend.v1.PollResponse
+	17, // 30: certgate.backend.v1.BackendService.Revoke:output_type -> certgate.backend.v1.RevokeResponse
+	19, // 31: certgate.backend.v1.BackendService.PollRevoke:output_type -> certgate.backend.v1.PollRevokeResponse
+	21, // 32: certgate.backend.v1.BackendService.GetCAChain:output_type -> certgate.backend.v1.GetCAChainResponse
+	23, // 33: certgate.backend.v1.BackendService.GetCRL:output_type -> certgate.backend.v1.GetCRLResponse
+	26, // [26:34] is the sub-list for method output_type
+	18, // [18:26] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_certgate_backend_v1_backend_proto_init() }
@@ -1703,7 +1839,7 @@ func file_certgate_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certgate_backend_v1_backend_proto_rawDesc), len(file_certgate_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

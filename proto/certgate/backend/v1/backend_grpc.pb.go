@@ -47,6 +47,7 @@ const (
 	BackendService_Issue_FullMethodName           = "/certgate.backend.v1.BackendService/Issue"
 	BackendService_Poll_FullMethodName            = "/certgate.backend.v1.BackendService/Poll"
 	BackendService_Revoke_FullMethodName          = "/certgate.backend.v1.BackendService/Revoke"
+	BackendService_PollRevoke_FullMethodName      = "/certgate.backend.v1.BackendService/PollRevoke"
 	BackendService_GetCAChain_FullMethodName      = "/certgate.backend.v1.BackendService/GetCAChain"
 	BackendService_GetCRL_FullMethodName          = "/certgate.backend.v1.BackendService/GetCRL"
 )
@@ -80,6 +81,10 @@ type BackendServiceClient interface {
 	// placing it on hold and releasing it from hold. Plugins without the REVOKE capability
 	// return UNIMPLEMENTED.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
+	// PollRevoke asks again for a revocation that Revoke returned as Pending. It returns
+	// an empty pending when the revocation took effect, or the error that rejected it.
+	// Plugins that never return Pending from Revoke return UNIMPLEMENTED.
+	PollRevoke(ctx context.Context, in *PollRevokeRequest, opts ...grpc.CallOption) (*PollRevokeResponse, error)
 	// GetCAChain returns the certificates from the issuing CA up to the root.
 	GetCAChain(ctx context.Context, in *GetCAChainRequest, opts ...grpc.CallOption) (*GetCAChainResponse, error)
 	// GetCRL returns the issuing CA's current CRL. Plugins without the CRL capability
@@ -145,6 +150,16 @@ func (c *backendServiceClient) Revoke(ctx context.Context, in *RevokeRequest, op
 	return out, nil
 }
 
+func (c *backendServiceClient) PollRevoke(ctx context.Context, in *PollRevokeRequest, opts ...grpc.CallOption) (*PollRevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollRevokeResponse)
+	err := c.cc.Invoke(ctx, BackendService_PollRevoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *backendServiceClient) GetCAChain(ctx context.Context, in *GetCAChainRequest, opts ...grpc.CallOption) (*GetCAChainResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetCAChainResponse)
@@ -194,6 +209,10 @@ type BackendServiceServer interface {
 	// placing it on hold and releasing it from hold. Plugins without the REVOKE capability
 	// return UNIMPLEMENTED.
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
+	// PollRevoke asks again for a revocation that Revoke returned as Pending. It returns
+	// an empty pending when the revocation took effect, or the error that rejected it.
+	// Plugins that never return Pending from Revoke return UNIMPLEMENTED.
+	PollRevoke(context.Context, *PollRevokeRequest) (*PollRevokeResponse, error)
 	// GetCAChain returns the certificates from the issuing CA up to the root.
 	GetCAChain(context.Context, *GetCAChainRequest) (*GetCAChainResponse, error)
 	// GetCRL returns the issuing CA's current CRL. Plugins without the CRL capability
@@ -223,6 +242,9 @@ func (UnimplementedBackendServiceServer) Poll(context.Context, *PollRequest) (*P
 }
 func (UnimplementedBackendServiceServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedBackendServiceServer) PollRevoke(context.Context, *PollRevokeRequest) (*PollRevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PollRevoke not implemented")
 }
 func (UnimplementedBackendServiceServer) GetCAChain(context.Context, *GetCAChainRequest) (*GetCAChainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCAChain not implemented")
@@ -341,6 +363,24 @@ func _BackendService_Revoke_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BackendService_PollRevoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollRevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServiceServer).PollRevoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BackendService_PollRevoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServiceServer).PollRevoke(ctx, req.(*PollRevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BackendService_GetCAChain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetCAChainRequest)
 	if err := dec(in); err != nil {
@@ -403,6 +443,10 @@ var BackendService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Revoke",
 			Handler:    _BackendService_Revoke_Handler,
+		},
+		{
+			MethodName: "PollRevoke",
+			Handler:    _BackendService_PollRevoke_Handler,
 		},
 		{
 			MethodName: "GetCAChain",
