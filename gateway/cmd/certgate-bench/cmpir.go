@@ -12,8 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -61,13 +59,13 @@ type cmpTemplate struct {
 func registerCMPHTTPIR(fs *flag.FlagSet) func() (Workload, error) {
 	url := fs.String("url", "http://127.0.0.1:8080/.well-known/cmp", "CMP over HTTP URL of the server")
 	reference := fs.String("ref", "default", "senderKID: the reference of the MAC secret")
-	secretFile := fs.String("secret-file", "", "file with the MAC secret (required)")
+	secretFile := fs.String("secret-file", "", "file with the MAC secret (required for cmp-http-ir)")
 	recipient := fs.String("recipient", "certgate", "common name of the recipient in the request header")
 	keys := fs.Int("keys", 64, "number of distinct P-256 keys that the requests use in turn")
 	checkKey := fs.Bool("check-key", true, "require the certificate of the checked exchange to certify the requested key; turn off for servers that return a fixed certificate")
 	keepAlive := fs.Bool("keep-alive", true, "keep each client's connection open between requests; turn off for servers that close it after each response")
 	return func() (Workload, error) {
-		secret, err := readSecret(*secretFile)
+		secret, err := readSecret(*secretFile, "-secret-file", "the MAC secret")
 		if err != nil {
 			return nil, err
 		}
@@ -158,23 +156,12 @@ func (w *cmpHTTPIR) Describe() string {
 // Prepare builds n requests on all cores.
 func (w *cmpHTTPIR) Prepare(n int) ([][]byte, error) {
 	out := make([][]byte, n)
-	workers := min(runtime.GOMAXPROCS(0), max(n, 1))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for worker := range workers {
-		wg.Go(func() {
-			for i := worker; i < n; i += workers {
-				der, err := w.build(i)
-				if err != nil {
-					errs[worker] = err
-					return
-				}
-				out[i] = der
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := forEachParallel(n, func(i int) error {
+		der, err := w.build(i)
+		out[i] = der
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -3,6 +3,7 @@
 // puts them side by side. examples/bench/run.sh runs the whole comparison.
 //
 //	certgate-bench load   -workload cmp-http-ir -url URL -secret-file FILE [-server-pid PID] ...
+//	certgate-bench load   -workload scep-pkcsreq -scep-url URL -challenge-file FILE [-server-pid PID] ...
 //	certgate-bench floor  [-duration 10s] [-workers N]
 //	certgate-bench ready  (-log FILE | -addr HOST:PORT) [-pid PID] [-started-at UNIX_NANOS]
 //	certgate-bench idle   -pid PID

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -78,16 +79,21 @@ type workloadFactory struct {
 	register func(fs *flag.FlagSet) func() (Workload, error)
 }
 
-// workloads lists the implemented workloads by the name that -workload takes.
+// workloads lists the implemented workloads by the name that -workload takes. All of
+// them register their flags on the one flag set of the load subcommand, so their flag
+// names must differ.
 //
-// TODO: CMP over TCP (port 829) and SCEP PKCSReq are not implemented. Each needs a
-// Workload whose Prepare builds its messages and whose Sender speaks its transfer: the
-// TCP framing of gateway/cmp for the first, HTTP POST with operation=PKIOperation for
-// the second.
+// TODO: CMP over TCP (port 829) is not implemented. It needs a Workload whose Prepare
+// builds ir messages as cmp-http-ir does and whose Sender speaks the TCP framing of
+// gateway/cmp.
 var workloads = map[string]workloadFactory{
 	"cmp-http-ir": {
 		description: "CMP ir over HTTP with keep-alive, PasswordBasedMac, a P-256 key, implicitConfirm",
 		register:    registerCMPHTTPIR,
+	},
+	"scep-pkcsreq": {
+		description: "SCEP PKCSReq over HTTP POST with keep-alive, RSA 2048 client keys, AES-128-CBC, SHA-256, challenge password",
+		register:    registerSCEPPKCSReq,
 	},
 }
 
@@ -100,19 +106,39 @@ func workloadNames() string {
 	return strings.Join(names, ", ")
 }
 
-// readSecret reads a shared secret from a file, without one trailing newline, the way
-// openssl's "-secret file:" reads it.
-func readSecret(path string) ([]byte, error) {
+// readSecret reads a shared secret, such as a MAC secret or a challenge password, from
+// a file, without one trailing newline, the way openssl's "-secret file:" reads it.
+// Errors name the flag and the secret by flagName and secretName.
+func readSecret(path, flagName, secretName string) ([]byte, error) {
 	if path == "" {
-		return nil, errors.New("-secret-file is required")
+		return nil, fmt.Errorf("%s is required", flagName)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the MAC secret: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", secretName, err)
 	}
 	text := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 	if text == "" {
-		return nil, fmt.Errorf("the MAC secret file %s is empty", path)
+		return nil, fmt.Errorf("the file %s of %s is empty", path, secretName)
 	}
 	return []byte(text), nil
+}
+
+// forEachParallel calls fn for 0 to n-1 on all cores and returns the errors joined.
+func forEachParallel(n int, fn func(i int) error) error {
+	workers := min(max(n, 1), defaultWorkers())
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for worker := range workers {
+		wg.Go(func() {
+			for i := worker; i < n; i += workers {
+				if err := fn(i); err != nil {
+					errs[worker] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
