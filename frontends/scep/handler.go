@@ -206,10 +206,7 @@ func (h *Handler) getCACert(ctx context.Context, w http.ResponseWriter, profile 
 		h.fail(w, ev, http.StatusInternalServerError, "internal error")
 		return
 	}
-	ev.httpStatus = http.StatusOK
-	w.Header().Set("Content-Type", contentTypeCARA)
-	w.Header().Set("Content-Length", fmt.Sprint(len(der)))
-	w.Write(der)
+	h.writeDER(w, ev, contentTypeCARA, der)
 }
 
 // getNextCACert returns the next CA certificates of a profile (RFC 8894 section 4.7),
@@ -226,10 +223,7 @@ func (h *Handler) getNextCACert(w http.ResponseWriter, profile *Profile, ev *eve
 		h.fail(w, ev, http.StatusInternalServerError, "internal error")
 		return
 	}
-	ev.httpStatus = http.StatusOK
-	w.Header().Set("Content-Type", contentTypeNextCA)
-	w.Header().Set("Content-Length", fmt.Sprint(len(der)))
-	w.Write(der)
+	h.writeDER(w, ev, contentTypeNextCA, der)
 }
 
 // servePKIOperation reads the pkiMessage of a GET or POST PKIOperation and writes the
@@ -252,11 +246,16 @@ func (h *Handler) servePKIOperation(w http.ResponseWriter, r *http.Request, prof
 		h.fail(w, ev, status, detail)
 		return
 	}
-	ev.httpStatus = http.StatusOK
-	w.Header().Set("Content-Type", contentTypeMessage)
-	w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(resp)
+	h.writeDER(w, ev, contentTypeMessage, resp)
+}
+
+// writeDER writes a successful response with its content type and length.
+func (h *Handler) writeDER(w http.ResponseWriter, ev *event, contentType string, der []byte) {
+	ev.httpStatus = http.StatusOK
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(der)))
+	w.Write(der)
 }
 
 // readMessage returns the DER pkiMessage of a request: the base64 message parameter of
