@@ -82,8 +82,8 @@ type EnrollRequest struct {
 	PublicKey  []byte // with a nil Key: the key to certify
 	RawSubject []byte // DER Name; overrides Subject
 
-	// CentralKeyType, with a nil Key and PublicKey, asks the server to generate the
-	// key pair (RFC 9483 section 4.1.6): "default" leaves the type to the server;
+	// CentralKeyType, with a nil Key and PublicKey, requests that the server generate
+	// the key pair (RFC 9483 section 4.1.6): "default" leaves the type to the server;
 	// ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519 names the algorithm.
 	CentralKeyType string
 	NotBefore      time.Time // requested validity; zero leaves it to the CA
@@ -314,6 +314,7 @@ func (c *Client) openKey(encrypted []byte, cert *x509.Certificate) (crypto.Priva
 	if err != nil {
 		return nil, nil, fmt.Errorf("cmpclient: opening the generated key: %w", err)
 	}
+
 	signer, ok := key.(crypto.Signer)
 	if !ok {
 		return nil, nil, fmt.Errorf("cmpclient: the generated key is a %T", key)
@@ -322,6 +323,7 @@ func (c *Client) openKey(encrypted []byte, cert *x509.Certificate) (crypto.Priva
 	if err != nil || !bytes.Equal(spki, cert.RawSubjectPublicKeyInfo) {
 		return nil, nil, errors.New("cmpclient: the generated key does not match the certificate")
 	}
+
 	kga := kgaChain[0]
 	if c.TrustedRoots != nil {
 		intermediates := x509.NewCertPool()
@@ -414,7 +416,7 @@ func (c *Client) General(ctx context.Context, infoTypes ...asn1.ObjectIdentifier
 	return resp.Body.Infos, nil
 }
 
-// awaitDelayed takes the result of the first exchange of tx. When the server answered
+// awaitDelayed takes the result of the first exchange of tx. When the server responded
 // with an error message of status waiting (delayed delivery of a response other than
 // ip, cp or kup, RFC 9483 section 4.4), it polls with pollReq and certReqId -1 until
 // the real response arrives.
