@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,81 @@ func TestCentralKeyGenerationAndRecovery(t *testing.T) {
 		"--oldcert", file("gen1.crt"), "--newkeyout", file("stolen.key"))
 	if err == nil || !strings.Contains(out, "notAuthorized") {
 		t.Errorf("krr by another subject: err %v, want notAuthorized\n%s", err, out)
+	}
+}
+
+// bouncyCastleJars lists the BouncyCastle jars of Debian's libbcpkix-java, or skips.
+func bouncyCastleJars(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("javac"); err != nil {
+		t.Skip("javac is not installed (Debian package openjdk-17-jdk-headless)")
+	}
+	var jars []string
+	for _, name := range []string{"bcprov", "bcpkix", "bcutil"} {
+		path := filepath.Join("/usr/share/java", name+".jar")
+		if _, err := os.Stat(path); err != nil {
+			t.Skipf("%s is missing (Debian package libbcpkix-java)", path)
+		}
+		jars = append(jars, path)
+	}
+	return strings.Join(jars, string(os.PathListSeparator))
+}
+
+// BouncyCastle 1.72, whose CMP, CRMF and CMS classes EJBCA builds on, requests central key
+// generation with MAC protection (the key comes back by PWRI), signed with an ECDSA
+// certificate (KARI) and signed with an RSA certificate (KTRI). Its client verifies the
+// response's protection and the key package's signature, and it opens the envelope with
+// its own recipients. openssl then checks the certificate and the key.
+func TestBouncyCastleCentralKeyGeneration(t *testing.T) {
+	jars := bouncyCastleJars(t)
+	binary := buildCertgate(t)
+	g := startGateway(t, binary)
+	classes := t.TempDir()
+	if out, err := exec.Command("javac", "-d", classes, "-cp", jars, filepath.Join("testdata", "bcpeer", "CentralKeyGen.java")).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	server := "http://" + g.address + "/.well-known/cmp"
+	secret := filepath.Join(g.dataDir, "secrets", "cmp-default.secret")
+	chain := filepath.Join(g.dataDir, "softca", "chain.pem")
+	file := func(name string) string { return filepath.Join(g.dir, name) }
+
+	// Signer certificates for the two signature cases, enrolled with certgate's client.
+	for name, keyArgs := range map[string][]string{
+		"ec-signer":  {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"},
+		"rsa-signer": {"-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"},
+	} {
+		if out, err := exec.Command("openssl", append([]string{"genpkey", "-out", file(name + ".key")}, keyArgs...)...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl genpkey: %v\n%s", err, out)
+		}
+		out, err := exec.Command(binary, "cmp", "ir", "--server", server, "--ref", "default", "--secret-file", secret,
+			"--newkey", file(name+".key"), "--subject", "/CN="+name, "--out", file(name+".crt")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("certgate cmp ir for %s: %v\n%s", name, err, out)
+		}
+	}
+
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"pwri", []string{"mac", "default", secret}},
+		{"kari", []string{"sig", file("ec-signer.crt"), file("ec-signer.key")}},
+		{"ktri", []string{"sig", file("rsa-signer.crt"), file("rsa-signer.key")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			certFile, keyFile := file(c.name+".crt"), file(c.name+".key")
+			args := append([]string{"-cp", jars + string(os.PathListSeparator) + classes, "CentralKeyGen", server}, c.args...)
+			out, err := exec.Command("java", append(args, certFile, keyFile)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("BouncyCastle client: %v\n%s", err, out)
+			}
+			if out, err := exec.Command("openssl", "verify", "-CAfile", chain, certFile).CombinedOutput(); err != nil {
+				t.Fatalf("openssl verify: %v\n%s", err, out)
+			}
+			if !bytes.Equal(publicKeyOf(t, "cert", certFile), publicKeyOf(t, "key", keyFile)) {
+				t.Error("the key that BouncyCastle opened does not belong to the certificate")
+			}
+		})
 	}
 }

@@ -1,0 +1,188 @@
+// CentralKeyGen is a CMP client built on BouncyCastle's CMP, CRMF and CMS classes: it
+// requests a centrally generated key (RFC 9483 section 4.1.6) with an ir that has no
+// public key, checks the response's protection, opens the EnvelopedData
+// with BouncyCastle's recipients, verifies the key generation authority's SignedData,
+// and writes the certificate and the key as PEM. It exists so that certgate's tests
+// exercise central key generation with an implementation other than certgate's.
+//
+//   java -cp BC_JARS:. CentralKeyGen URL mac REFERENCE SECRET_FILE CERT_OUT KEY_OUT
+//   java -cp BC_JARS:. CentralKeyGen URL sig CERT_PEM KEY_PEM CERT_OUT KEY_OUT
+import java.io.FileReader;
+import java.io.FileWriter;
+import java.math.BigInteger;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.PrivateKey;
+import java.security.SecureRandom;
+import java.security.Security;
+import java.util.Collection;
+import java.util.Date;
+
+import org.bouncycastle.asn1.ASN1ObjectIdentifier;
+import org.bouncycastle.asn1.ASN1Sequence;
+import org.bouncycastle.asn1.DERNull;
+import org.bouncycastle.asn1.cmp.CMPObjectIdentifiers;
+import org.bouncycastle.asn1.cmp.CertRepMessage;
+import org.bouncycastle.asn1.crmf.CertReqMessages;
+import org.bouncycastle.asn1.cmp.CertResponse;
+import org.bouncycastle.asn1.cmp.CertifiedKeyPair;
+import org.bouncycastle.asn1.cmp.InfoTypeAndValue;
+import org.bouncycastle.asn1.cmp.PKIBody;
+import org.bouncycastle.asn1.cmp.PKIMessage;
+import org.bouncycastle.asn1.cms.CMSObjectIdentifiers;
+import org.bouncycastle.asn1.cms.ContentInfo;
+import org.bouncycastle.asn1.cms.EnvelopedData;
+import org.bouncycastle.asn1.cms.SignedData;
+import org.bouncycastle.asn1.crmf.EncryptedKey;
+import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.cert.X509CertificateHolder;
+import org.bouncycastle.cert.cmp.GeneralPKIMessage;
+import org.bouncycastle.cert.cmp.ProtectedPKIMessage;
+import org.bouncycastle.cert.cmp.ProtectedPKIMessageBuilder;
+import org.bouncycastle.cert.crmf.CertificateRequestMessageBuilder;
+import org.bouncycastle.cert.crmf.PKMACBuilder;
+import org.bouncycastle.cert.crmf.jcajce.JcePKMACValuesCalculator;
+import org.bouncycastle.cms.CMSEnvelopedData;
+import org.bouncycastle.cms.CMSSignedData;
+import org.bouncycastle.cms.RecipientInformation;
+import org.bouncycastle.cms.SignerInformation;
+import org.bouncycastle.cms.jcajce.JceKeyAgreeEnvelopedRecipient;
+import org.bouncycastle.cms.jcajce.JceKeyTransEnvelopedRecipient;
+import org.bouncycastle.cms.jcajce.JcePasswordEnvelopedRecipient;
+import org.bouncycastle.cms.jcajce.JcaSimpleSignerInfoVerifierBuilder;
+import org.bouncycastle.jce.provider.BouncyCastleProvider;
+import org.bouncycastle.openssl.PEMKeyPair;
+import org.bouncycastle.openssl.PEMParser;
+import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
+
+public class CentralKeyGen {
+    static final ASN1ObjectIdentifier ASYMMETRIC_KEY_PACKAGE = new ASN1ObjectIdentifier("2.16.840.1.101.2.1.2.78.5");
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 6) {
+            throw new IllegalArgumentException("usage: CentralKeyGen URL mac|sig A B CERT_OUT KEY_OUT");
+        }
+        Security.addProvider(new BouncyCastleProvider());
+        String url = args[0];
+        boolean mac = args[1].equals("mac");
+        SecureRandom random = new SecureRandom();
+
+        // The template names a subject and no public key, and the request carries no
+        // proof of possession: that is the request for central key generation.
+        CertificateRequestMessageBuilder request = new CertificateRequestMessageBuilder(BigInteger.ZERO);
+        request.setSubject(new X500Name("CN=bouncycastle central keygen"));
+        CertReqMessages body = new CertReqMessages(request.build().toASN1Structure());
+
+        byte[] transactionID = new byte[16];
+        byte[] nonce = new byte[16];
+        random.nextBytes(transactionID);
+        random.nextBytes(nonce);
+        ProtectedPKIMessageBuilder builder = new ProtectedPKIMessageBuilder(
+                new GeneralName(new X500Name("CN=bouncycastle client")), new GeneralName(new X500Name("CN=certgate")))
+            .setTransactionID(transactionID).setSenderNonce(nonce).setMessageTime(new Date())
+            .addGeneralInfo(new InfoTypeAndValue(CMPObjectIdentifiers.it_implicitConfirm, DERNull.INSTANCE))
+            .setBody(new PKIBody(PKIBody.TYPE_INIT_REQ, body));
+
+        char[] secret = null;
+        X509CertificateHolder ownCert = null;
+        PrivateKey ownKey = null;
+        PKMACBuilder macBuilder = new PKMACBuilder(new JcePKMACValuesCalculator().setProvider("BC"));
+        ProtectedPKIMessage message;
+        if (mac) {
+            secret = Files.readString(Path.of(args[3])).strip().toCharArray();
+            builder.setSenderKID(args[2].getBytes("UTF-8"));
+            message = builder.build(macBuilder.build(secret));
+        } else {
+            try (PEMParser certParser = new PEMParser(new FileReader(args[2]));
+                 PEMParser keyParser = new PEMParser(new FileReader(args[3]))) {
+                ownCert = (X509CertificateHolder) certParser.readObject();
+                Object key = keyParser.readObject();
+                JcaPEMKeyConverter converter = new JcaPEMKeyConverter().setProvider("BC");
+                ownKey = key instanceof PEMKeyPair ? converter.getKeyPair((PEMKeyPair) key).getPrivate()
+                        : converter.getPrivateKey((PrivateKeyInfo) key);
+            }
+            builder.setSenderKID(ownCert.getExtension(org.bouncycastle.asn1.x509.Extension.subjectKeyIdentifier) == null
+                    ? new byte[0]
+                    : org.bouncycastle.asn1.x509.SubjectKeyIdentifier.fromExtensions(ownCert.getExtensions()).getKeyIdentifier());
+            builder.addCMPCertificate(ownCert);
+            String algorithm = ownKey.getAlgorithm().equals("RSA") ? "SHA256withRSA" : "SHA256withECDSA";
+            message = builder.build(new JcaContentSignerBuilder(algorithm).setProvider("BC").build(ownKey));
+        }
+
+        HttpResponse<byte[]> http = HttpClient.newHttpClient().send(
+                HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/pkixcmp")
+                        .POST(HttpRequest.BodyPublishers.ofByteArray(message.toASN1Structure().getEncoded())).build(),
+                HttpResponse.BodyHandlers.ofByteArray());
+        if (http.statusCode() != 200) {
+            throw new IllegalStateException("HTTP status " + http.statusCode());
+        }
+        ProtectedPKIMessage response = new ProtectedPKIMessage(new GeneralPKIMessage(PKIMessage.getInstance(http.body())));
+        boolean verified = response.hasPasswordBasedMacProtection()
+                ? response.verify(macBuilder, secret)
+                : response.verify(new JcaContentVerifierProviderBuilder().setProvider("BC").build(response.getCertificates()[0]));
+        if (!verified) {
+            throw new IllegalStateException("the response's protection does not verify");
+        }
+        if (response.getBody().getType() != PKIBody.TYPE_INIT_REP) {
+            throw new IllegalStateException("response body type " + response.getBody().getType() + ", want ip");
+        }
+        if (response.getHeader().getPvno().intValueExact() != 3) {
+            throw new IllegalStateException("response pvno " + response.getHeader().getPvno() + ", want 3 for EnvelopedData");
+        }
+        CertResponse answer = CertRepMessage.getInstance(response.getBody().getContent()).getResponse()[0];
+        if (answer.getStatus().getStatus().intValue() != 0) {
+            throw new IllegalStateException("status " + answer.getStatus().getStatus() + ": " + answer.getStatus().getStatusString());
+        }
+        CertifiedKeyPair pair = answer.getCertifiedKeyPair();
+        X509CertificateHolder cert = new X509CertificateHolder(pair.getCertOrEncCert().getCertificate().getX509v3PKCert());
+        EncryptedKey encrypted = pair.getPrivateKey();
+        if (encrypted == null || encrypted.isEncryptedValue()) {
+            throw new IllegalStateException("the response carries no EnvelopedData private key");
+        }
+
+        CMSEnvelopedData envelope = new CMSEnvelopedData(
+                new ContentInfo(CMSObjectIdentifiers.envelopedData, EnvelopedData.getInstance(encrypted.getValue())));
+        RecipientInformation recipient = envelope.getRecipientInfos().getRecipients().iterator().next();
+        byte[] signed;
+        if (mac) {
+            signed = recipient.getContent(new JcePasswordEnvelopedRecipient(secret).setProvider("BC"));
+        } else if (ownKey.getAlgorithm().equals("RSA")) {
+            signed = recipient.getContent(new JceKeyTransEnvelopedRecipient(ownKey).setProvider("BC"));
+        } else {
+            signed = recipient.getContent(new JceKeyAgreeEnvelopedRecipient(ownKey).setProvider("BC"));
+        }
+
+        // The envelope's content type is id-signedData, and its content the SignedData
+        // itself, without a ContentInfo around it.
+        CMSSignedData signedData = new CMSSignedData(new ContentInfo(CMSObjectIdentifiers.signedData, SignedData.getInstance(signed)));
+        if (!signedData.getSignedContentTypeOID().equals(ASYMMETRIC_KEY_PACKAGE.getId())) {
+            throw new IllegalStateException("signed content type " + signedData.getSignedContentTypeOID());
+        }
+        SignerInformation signer = signedData.getSignerInfos().getSigners().iterator().next();
+        @SuppressWarnings("unchecked")
+        Collection<X509CertificateHolder> signerCerts = signedData.getCertificates().getMatches(signer.getSID());
+        X509CertificateHolder kga = signerCerts.iterator().next();
+        if (!signer.verify(new JcaSimpleSignerInfoVerifierBuilder().setProvider("BC").build(kga))) {
+            throw new IllegalStateException("the key package's signature does not verify");
+        }
+        byte[] keyPackage = (byte[]) signedData.getSignedContent().getContent();
+        PrivateKeyInfo key = PrivateKeyInfo.getInstance(ASN1Sequence.getInstance(keyPackage).getObjectAt(0));
+
+        try (JcaPEMWriter out = new JcaPEMWriter(new FileWriter(args[4]))) {
+            out.writeObject(cert);
+        }
+        try (JcaPEMWriter out = new JcaPEMWriter(new FileWriter(args[5]))) {
+            out.writeObject(new JcaPEMKeyConverter().setProvider("BC").getPrivateKey(key));
+        }
+        System.out.println("key package signed by " + kga.getSubject() + " for " + cert.getSubject());
+    }
+}
