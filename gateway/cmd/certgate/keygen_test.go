@@ -158,4 +158,15 @@ func TestBouncyCastleCentralKeyGeneration(t *testing.T) {
 			}
 		})
 	}
+
+	// BouncyCastle reads certgate's krp: the key recovered for the PWRI case is the key
+	// it received at enrollment.
+	recovered := file("recovered-pwri.key")
+	args := []string{"-cp", jars + string(os.PathListSeparator) + classes, "CentralKeyGen", server, "krr", "default", secret, file("pwri.crt"), recovered}
+	if out, err := exec.Command("java", args...).CombinedOutput(); err != nil {
+		t.Fatalf("BouncyCastle krr: %v\n%s", err, out)
+	}
+	if !bytes.Equal(publicKeyOf(t, "key", recovered), publicKeyOf(t, "key", file("pwri.key"))) {
+		t.Error("the recovered key differs from the generated one")
+	}
 }

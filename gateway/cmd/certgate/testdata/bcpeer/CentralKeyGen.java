@@ -2,11 +2,14 @@
 // requests a centrally generated key (RFC 9483 section 4.1.6) with an ir that has no
 // public key, checks the response's protection, opens the EnvelopedData
 // with BouncyCastle's recipients, verifies the key generation authority's SignedData,
-// and writes the certificate and the key as PEM. It exists so that certgate's tests
-// exercise central key generation with an implementation other than certgate's.
+// and writes the certificate and the key as PEM. In krr mode it recovers the archived key
+// of a certificate instead (MAC protection only). It exists so that certgate's tests
+// exercise central key generation and key recovery with an implementation other than
+// certgate's.
 //
 //   java -cp BC_JARS:. CentralKeyGen URL mac REFERENCE SECRET_FILE CERT_OUT KEY_OUT
 //   java -cp BC_JARS:. CentralKeyGen URL sig CERT_PEM KEY_PEM CERT_OUT KEY_OUT
+//   java -cp BC_JARS:. CentralKeyGen URL krr REFERENCE SECRET_FILE OLD_CERT_PEM KEY_OUT
 import java.io.FileReader;
 import java.io.FileWriter;
 import java.math.BigInteger;
@@ -31,12 +34,20 @@ import org.bouncycastle.asn1.crmf.CertReqMessages;
 import org.bouncycastle.asn1.cmp.CertResponse;
 import org.bouncycastle.asn1.cmp.CertifiedKeyPair;
 import org.bouncycastle.asn1.cmp.InfoTypeAndValue;
+import org.bouncycastle.asn1.cmp.KeyRecRepContent;
+import org.bouncycastle.asn1.cmp.PKIStatusInfo;
 import org.bouncycastle.asn1.cmp.PKIBody;
 import org.bouncycastle.asn1.cmp.PKIMessage;
 import org.bouncycastle.asn1.cms.CMSObjectIdentifiers;
 import org.bouncycastle.asn1.cms.ContentInfo;
 import org.bouncycastle.asn1.cms.EnvelopedData;
 import org.bouncycastle.asn1.cms.SignedData;
+import org.bouncycastle.asn1.crmf.AttributeTypeAndValue;
+import org.bouncycastle.asn1.crmf.CertId;
+import org.bouncycastle.asn1.crmf.CertReqMsg;
+import org.bouncycastle.asn1.crmf.CertRequest;
+import org.bouncycastle.asn1.crmf.CertTemplateBuilder;
+import org.bouncycastle.asn1.crmf.Controls;
 import org.bouncycastle.asn1.crmf.EncryptedKey;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.asn1.x500.X500Name;
@@ -66,21 +77,37 @@ import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
 
 public class CentralKeyGen {
     static final ASN1ObjectIdentifier ASYMMETRIC_KEY_PACKAGE = new ASN1ObjectIdentifier("2.16.840.1.101.2.1.2.78.5");
+    static final ASN1ObjectIdentifier OLD_CERT_ID = new ASN1ObjectIdentifier("1.3.6.1.5.5.7.5.1.5");
 
     public static void main(String[] args) throws Exception {
         if (args.length != 6) {
-            throw new IllegalArgumentException("usage: CentralKeyGen URL mac|sig A B CERT_OUT KEY_OUT");
+            throw new IllegalArgumentException("usage: CentralKeyGen URL mac|sig|krr A B C D");
         }
         Security.addProvider(new BouncyCastleProvider());
         String url = args[0];
-        boolean mac = args[1].equals("mac");
+        boolean recovery = args[1].equals("krr");
+        boolean mac = args[1].equals("mac") || recovery;
         SecureRandom random = new SecureRandom();
 
-        // The template names a subject and no public key, and the request carries no
-        // proof of possession: that is the request for central key generation.
-        CertificateRequestMessageBuilder request = new CertificateRequestMessageBuilder(BigInteger.ZERO);
-        request.setSubject(new X500Name("CN=bouncycastle central keygen"));
-        CertReqMessages body = new CertReqMessages(request.build().toASN1Structure());
+        CertReqMessages body;
+        if (recovery) {
+            // A krr names the certificate whose key it recovers with the oldCertID
+            // control (RFC 4211 section 6.5).
+            X509CertificateHolder old;
+            try (PEMParser parser = new PEMParser(new FileReader(args[4]))) {
+                old = (X509CertificateHolder) parser.readObject();
+            }
+            CertId oldCertID = new CertId(new GeneralName(old.getIssuer()), old.getSerialNumber());
+            CertRequest certRequest = new CertRequest(0, new CertTemplateBuilder().setSubject(old.getSubject()).build(),
+                    new Controls(new AttributeTypeAndValue(OLD_CERT_ID, oldCertID)));
+            body = new CertReqMessages(new CertReqMsg(certRequest, null, null));
+        } else {
+            // The template names a subject and no public key, and the request carries no
+            // proof of possession: that is the request for central key generation.
+            CertificateRequestMessageBuilder request = new CertificateRequestMessageBuilder(BigInteger.ZERO);
+            request.setSubject(new X500Name("CN=bouncycastle central keygen"));
+            body = new CertReqMessages(request.build().toASN1Structure());
+        }
 
         byte[] transactionID = new byte[16];
         byte[] nonce = new byte[16];
@@ -90,7 +117,7 @@ public class CentralKeyGen {
                 new GeneralName(new X500Name("CN=bouncycastle client")), new GeneralName(new X500Name("CN=certgate")))
             .setTransactionID(transactionID).setSenderNonce(nonce).setMessageTime(new Date())
             .addGeneralInfo(new InfoTypeAndValue(CMPObjectIdentifiers.it_implicitConfirm, DERNull.INSTANCE))
-            .setBody(new PKIBody(PKIBody.TYPE_INIT_REQ, body));
+            .setBody(new PKIBody(recovery ? PKIBody.TYPE_KEY_RECOVERY_REQ : PKIBody.TYPE_INIT_REQ, body));
 
         char[] secret = null;
         X509CertificateHolder ownCert = null;
@@ -132,17 +159,30 @@ public class CentralKeyGen {
         if (!verified) {
             throw new IllegalStateException("the response's protection does not verify");
         }
-        if (response.getBody().getType() != PKIBody.TYPE_INIT_REP) {
-            throw new IllegalStateException("response body type " + response.getBody().getType() + ", want ip");
+        int expected = recovery ? PKIBody.TYPE_KEY_RECOVERY_REP : PKIBody.TYPE_INIT_REP;
+        if (response.getBody().getType() != expected) {
+            throw new IllegalStateException("response body type " + response.getBody().getType() + ", want " + expected);
         }
         if (response.getHeader().getPvno().intValueExact() != 3) {
             throw new IllegalStateException("response pvno " + response.getHeader().getPvno() + ", want 3 for EnvelopedData");
         }
-        CertResponse answer = CertRepMessage.getInstance(response.getBody().getContent()).getResponse()[0];
-        if (answer.getStatus().getStatus().intValue() != 0) {
-            throw new IllegalStateException("status " + answer.getStatus().getStatus() + ": " + answer.getStatus().getStatusString());
+        PKIStatusInfo status;
+        CertifiedKeyPair pair;
+        if (recovery) {
+            KeyRecRepContent content = KeyRecRepContent.getInstance(response.getBody().getContent());
+            status = content.getStatus();
+            pair = content.getKeyPairHist() == null ? null : content.getKeyPairHist()[0];
+        } else {
+            CertResponse answer = CertRepMessage.getInstance(response.getBody().getContent()).getResponse()[0];
+            status = answer.getStatus();
+            pair = answer.getCertifiedKeyPair();
         }
-        CertifiedKeyPair pair = answer.getCertifiedKeyPair();
+        if (status.getStatus().intValue() != 0) {
+            throw new IllegalStateException("rejected with status " + status.getStatus() + ": " + status.getStatusString());
+        }
+        if (pair == null) {
+            throw new IllegalStateException("the response carries no certified key pair");
+        }
         X509CertificateHolder cert = new X509CertificateHolder(pair.getCertOrEncCert().getCertificate().getX509v3PKCert());
         EncryptedKey encrypted = pair.getPrivateKey();
         if (encrypted == null || encrypted.isEncryptedValue()) {
@@ -177,8 +217,10 @@ public class CentralKeyGen {
         byte[] keyPackage = (byte[]) signedData.getSignedContent().getContent();
         PrivateKeyInfo key = PrivateKeyInfo.getInstance(ASN1Sequence.getInstance(keyPackage).getObjectAt(0));
 
-        try (JcaPEMWriter out = new JcaPEMWriter(new FileWriter(args[4]))) {
-            out.writeObject(cert);
+        if (!recovery) {
+            try (JcaPEMWriter out = new JcaPEMWriter(new FileWriter(args[4]))) {
+                out.writeObject(cert);
+            }
         }
         try (JcaPEMWriter out = new JcaPEMWriter(new FileWriter(args[5]))) {
             out.writeObject(new JcaPEMKeyConverter().setProvider("BC").getPrivateKey(key));
