@@ -273,7 +273,7 @@ func (r *Router) recoverKey(ctx context.Context, req *request) (*cmp.Body, error
 	}
 	sameSubject := req.signer != nil && bytes.Equal(req.signer.RawSubject, cert.RawSubject)
 	if archived.Requester != req.requester.Identity && !sameSubject {
-		return nil, &Failure{Info: cmp.FailNotAuthorized, Detail: "the requester may not recover this key",
+		return nil, &Failure{Info: cmp.FailNotAuthorized, Detail: "only the requester of this key, or a signer whose certificate has the same subject, may recover it",
 			Err: fmt.Errorf("key of serial %x was requested by %q", id.SerialNumber, archived.Requester)}
 	}
 	kga, err := r.keyGenerationAuthority()

@@ -290,7 +290,7 @@ func centralKeyTemplate(keyType string) ([]byte, error) {
 	case "ed25519":
 		alg = pkix.AlgorithmIdentifier{Algorithm: cmp.OIDEd25519}
 	default:
-		return nil, fmt.Errorf("cmpclient: unknown key type %q for central key generation", keyType)
+		return nil, fmt.Errorf("cmpclient: unknown key type %q for central key generation; use default, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519", keyType)
 	}
 	return asn1.Marshal(struct {
 		Algorithm pkix.AlgorithmIdentifier
@@ -544,7 +544,13 @@ func (c *Client) checkResponse(tx *transaction, nonce []byte, resp *cmp.Message)
 		return key.Verify(resp)
 	}
 	if c.TrustedRoots == nil {
-		return errors.New("cmpclient: the response is signed, but no trusted roots are configured")
+		// A server that cannot verify a MAC answers with a signed error message. Its
+		// content is shown, marked as unverified, because it is usually the reason.
+		if resp.Body.Type == cmp.BodyError {
+			return fmt.Errorf("cmpclient: the server responded with a signed error message that cannot be verified without trusted roots (unverified: %s)",
+				resp.Body.Error.Status.String())
+		}
+		return errors.New("cmpclient: the response is signed, but no trusted roots are configured to verify it")
 	}
 	if len(resp.ExtraCerts) == 0 {
 		return errors.New("cmpclient: the signed response carries no extraCerts")

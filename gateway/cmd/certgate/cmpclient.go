@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,7 +71,7 @@ func newCMPCommand() *cobra.Command {
 	persistent.StringVar(&flags.certFile, "cert", "", "PEM protection certificate, followed by its chain")
 	persistent.StringVar(&flags.keyFile, "key", "", "PEM private key of --cert")
 	persistent.StringVar(&flags.trustedFile, "trusted", "", "PEM roots that signed responses must chain to")
-	persistent.StringVar(&flags.outFile, "out", "", "PEM file for the certificate (or, for genm caCerts, the CA certificates)")
+	persistent.StringVar(&flags.outFile, "out", "", "PEM file for the certificate (for genm: the CA certificates and CRLs it received)")
 	persistent.DurationVar(&flags.timeout, "timeout", 2*time.Minute, "time limit of the whole operation, polling included")
 
 	for _, name := range []string{"ir", "cr", "kur"} {
@@ -82,7 +83,7 @@ func newCMPCommand() *cobra.Command {
 			RunE:  func(cmd *cobra.Command, args []string) error { return runEnroll(cmd, flags, bodyType) },
 		}
 		sub.Flags().StringVar(&flags.newKeyFile, "newkey", "", "PEM private key to certify (required unless --centralkeygen)")
-		sub.Flags().StringVar(&flags.centralKeyGen, "centralkeygen", "", "have the server generate the key: default, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519")
+		sub.Flags().StringVar(&flags.centralKeyGen, "centralkeygen", "", "have the server generate the key: default, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa (the profile's RSA size, else 2048 bits) or ed25519")
 		sub.Flags().StringVar(&flags.newKeyOutFile, "newkeyout", "", "PEM file for the key the server generated (mode 0600; required with --centralkeygen)")
 		sub.Flags().StringVar(&flags.subject, "subject", "", `subject as "/CN=device1/O=Example" (kur: default the old certificate's)`)
 		sub.Flags().BoolVar(&flags.implicitConfirm, "implicit-confirm", false, "ask the server to skip certConf")
@@ -137,6 +138,9 @@ func newClient(flags *clientFlags) (*cmpclient.Client, error) {
 	default:
 		return nil, fmt.Errorf("--server %q: use http://, tcp:// (RFC 2510 framing) or tcp10:// (version-10 framing)", flags.server)
 	}
+	if flags.certFile != "" && flags.trustedFile == "" {
+		return nil, errors.New("--trusted is required with --cert and --key: the server signs its responses to signed requests, and they are checked against these roots (certgate-data/softca/root.crt on the embedded defaults)")
+	}
 	if flags.trustedFile != "" {
 		client.TrustedRoots = x509.NewCertPool()
 		if err := addPEMFile(client.TrustedRoots, flags.trustedFile); err != nil {
@@ -185,12 +189,20 @@ func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) er
 	}
 	req := cmpclient.EnrollRequest{Type: bodyType, Subject: subject, CentralKeyType: flags.centralKeyGen}
 	switch {
+	case flags.centralKeyGen == "" && flags.newKeyOutFile != "":
+		return errors.New("--newkeyout is only for a key that the server generates; add --centralkeygen, or leave --newkeyout out")
 	case flags.centralKeyGen != "" && flags.newKeyFile != "":
 		return errors.New("--newkey and --centralkeygen exclude each other: either send a key or have the server generate one")
 	case flags.centralKeyGen != "" && flags.newKeyOutFile == "":
 		return errors.New("--centralkeygen needs --newkeyout, the file for the generated key")
 	case flags.centralKeyGen == "" && flags.newKeyFile == "":
 		return errors.New("--newkey is required, or --centralkeygen with --newkeyout")
+	case flags.centralKeyGen != "":
+		// Checked before the request, because once the server has issued, a file that
+		// cannot be written loses the key.
+		if err := checkNewFile(flags.newKeyOutFile, "--newkeyout"); err != nil {
+			return err
+		}
 	case flags.newKeyFile != "":
 		keyPEM, err := os.ReadFile(flags.newKeyFile)
 		if err != nil {
@@ -221,7 +233,11 @@ func runEnroll(cmd *cobra.Command, flags *clientFlags, bodyType cmp.BodyType) er
 			if err := writePrivateKey(flags.newKeyOutFile, result.PrivateKey); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "generated key signed by %s saved to %s\n", result.KeyGenerationAuthority.Subject, flags.newKeyOutFile)
+			checked := "checked against --trusted"
+			if flags.trustedFile == "" {
+				checked = "not checked: no --trusted"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "generated key signed by %s (%s) saved to %s\n", result.KeyGenerationAuthority.Subject, checked, flags.newKeyOutFile)
 		}
 		return saveResult(cmd, flags, result)
 	})
@@ -272,6 +288,9 @@ func runRecover(cmd *cobra.Command, flags *clientFlags) error {
 	if flags.newKeyOutFile == "" {
 		return errors.New("--newkeyout is required: the file for the recovered key")
 	}
+	if err := checkNewFile(flags.newKeyOutFile, "--newkeyout"); err != nil {
+		return err
+	}
 	cert, err := readCertificateFile(flags.oldCertFile)
 	if err != nil {
 		return fmt.Errorf("--oldcert: %w", err)
@@ -287,6 +306,18 @@ func runRecover(cmd *cobra.Command, flags *clientFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "key of serial %s recovered to %s\n", cert.SerialNumber.Text(16), flags.newKeyOutFile)
 		return nil
 	})
+}
+
+// checkNewFile reports whether path can be created: it does not exist yet and its
+// folder does.
+func checkNewFile(path, flag string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s %s already exists; name a new file, because a private key is never overwritten", flag, path)
+	}
+	if info, err := os.Stat(filepath.Dir(path)); err != nil || !info.IsDir() {
+		return fmt.Errorf("%s %s: the folder %s does not exist", flag, path, filepath.Dir(path))
+	}
+	return nil
 }
 
 // writePrivateKey writes key as PKCS #8 PEM to a new file of mode 0600.
@@ -325,16 +356,32 @@ func runGeneral(cmd *cobra.Command, flags *clientFlags) error {
 		return err
 	}
 	var saved bytes.Buffer
+	out := cmd.OutOrStdout()
 	for _, info := range infos {
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d octets\n", info.Type, len(info.Value))
-		if info.Type.Equal(cmp.OIDITCACerts) && info.Value != nil {
+		fmt.Fprintf(out, "%s (%s): %d octets\n", info.Type, infoTypeName(info.Type), len(info.Value))
+		switch {
+		case info.Value == nil && info.Type.Equal(cmp.OIDITRootCAKeyUpdate):
+			fmt.Fprintln(out, "  no root CA update is available")
+		case info.Value == nil && info.Type.Equal(cmp.OIDITCertReqTemplate):
+			fmt.Fprintln(out, "  no certificate request template is required")
+		case info.Type.Equal(cmp.OIDITCACerts) && info.Value != nil:
 			certs, err := parseCertificateSequence(info.Value)
 			if err != nil {
 				return fmt.Errorf("caCerts: %w", err)
 			}
 			for _, cert := range certs {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", cert.Subject)
+				fmt.Fprintf(out, "  %s\n", cert.Subject)
 				pem.Encode(&saved, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+			}
+		case (info.Type.Equal(cmp.OIDITCurrentCRL) || info.Type.Equal(cmp.OIDITCRLs)) && info.Value != nil:
+			crls, err := parseCRLValue(info.Type, info.Value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", infoTypeName(info.Type), err)
+			}
+			for _, crl := range crls {
+				fmt.Fprintf(out, "  CRL of %s, number %s, %d entries, next update %s\n",
+					crl.Issuer, crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate.UTC().Format(time.RFC3339))
+				pem.Encode(&saved, &pem.Block{Type: "X509 CRL", Bytes: crl.Raw})
 			}
 		}
 	}
@@ -342,6 +389,53 @@ func runGeneral(cmd *cobra.Command, flags *clientFlags) error {
 		return os.WriteFile(flags.outFile, saved.Bytes(), 0o644)
 	}
 	return nil
+}
+
+// infoTypeName returns the --infotype name of an InfoTypeAndValue type, or the name of
+// a response type, or "" when it has none.
+func infoTypeName(oid asn1.ObjectIdentifier) string {
+	for name, known := range infoTypeNames {
+		if known.Equal(oid) {
+			return name
+		}
+	}
+	switch {
+	case oid.Equal(cmp.OIDITRootCAKeyUpdate):
+		return "rootCaKeyUpdate"
+	case oid.Equal(cmp.OIDITCRLs):
+		return "crls"
+	}
+	return "unknown"
+}
+
+// parseCRLValue reads the CRLs of a currentCRL value (one CertificateList) or of a
+// crls value (a SEQUENCE OF CertificateList).
+func parseCRLValue(infoType asn1.ObjectIdentifier, der []byte) ([]*x509.RevocationList, error) {
+	elements := [][]byte{der}
+	if infoType.Equal(cmp.OIDITCRLs) {
+		input := cryptobyte.String(der)
+		var seq cryptobyte.String
+		if !input.ReadASN1(&seq, cbasn1.SEQUENCE) {
+			return nil, errors.New("not a SEQUENCE OF CertificateList")
+		}
+		elements = nil
+		for !seq.Empty() {
+			var element cryptobyte.String
+			if !seq.ReadASN1Element(&element, cbasn1.SEQUENCE) {
+				return nil, errors.New("invalid CRL element")
+			}
+			elements = append(elements, element)
+		}
+	}
+	var crls []*x509.RevocationList
+	for _, element := range elements {
+		crl, err := x509.ParseRevocationList(element)
+		if err != nil {
+			return nil, err
+		}
+		crls = append(crls, crl)
+	}
+	return crls, nil
 }
 
 func parseCertificateSequence(der []byte) ([]*x509.Certificate, error) {
