@@ -499,3 +499,28 @@ func TestSlogLevel(t *testing.T) {
 		}
 	}
 }
+
+// Every struct that the YAML decoder fills needs a place name, so that an unknown key in
+// it is reported by its section and not by a Go type name.
+func TestEverySectionHasAName(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ.PkgPath() != reflect.TypeOf(Config{}).PkgPath() || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		if _, ok := sectionOfType[typ.String()]; !ok {
+			t.Errorf("sectionOfType has no entry for %s", typ)
+		}
+		for i := range typ.NumField() {
+			if field := typ.Field(i); field.IsExported() && field.Tag.Get("yaml") != "-" {
+				walk(field.Type)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+}
