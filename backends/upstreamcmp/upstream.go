@@ -146,8 +146,9 @@ func (b *Backend) Poll(context.Context, *backends.PollRequest) (*backends.IssueR
 
 // Revoke implements backends.Backend.
 //
-// NOTE: the upstream rr is sent and answered in one exchange; an upstream CA that
-// answers it with status waiting gets an error, not a pending result.
+// NOTE: when the upstream CA answers the rr with status waiting, the client polls it
+// within the configured timeout. A decision that takes longer fails the revocation
+// instead of becoming a pending result for the router.
 func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) (*backends.RevokeResult, error) {
 	client, err := b.client()
 	if err != nil {
