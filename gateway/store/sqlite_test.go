@@ -1383,3 +1383,40 @@ func TestTransactionKeepsPendingRequest(t *testing.T) {
 		t.Errorf("request after update = %q", again.Request)
 	}
 }
+
+// The write connection does not checkpoint by itself; the background loop copies the WAL
+// into the database file, which therefore grows while certgate runs.
+func TestCheckpointsRunInBackground(t *testing.T) {
+	s, _, path := openTestStore(t)
+	ctx := context.Background()
+	var autocheckpoint int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&autocheckpoint); err != nil {
+		t.Fatal(err)
+	}
+	if autocheckpoint != 0 {
+		t.Errorf("wal_autocheckpoint = %d on the write connection, want 0", autocheckpoint)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if err := s.PutCertificate(ctx, newCertificate(big.NewInt(int64(1000+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Size() > before.Size() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file stayed at %d bytes for 5s after 300 writes; no checkpoint ran", after.Size())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
