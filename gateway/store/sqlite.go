@@ -132,7 +132,7 @@ const checkpointInterval = time.Second
 // startCheckpoints turns off the automatic checkpoint of the write connection and
 // starts checkpointLoop on a connection of its own. SQLite's automatic checkpoint runs
 // inside the commit that crosses its threshold, with two fsyncs, and every writer
-// waits for it; a passive checkpoint elsewhere takes those stalls off the request path.
+// waits for it. A passive checkpoint elsewhere takes those stalls off the request path.
 func (s *SQLite) startCheckpoints(ctx context.Context, path string) error {
 	// The write pool has one connection that is never closed, so the setting lasts.
 	// Should the driver replace the connection, the new one checkpoints automatically
