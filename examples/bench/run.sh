@@ -47,17 +47,20 @@ measure() {
   scep_pid=""
   trap 'for p in "${server_pids[@]}" $scep_pid; do kill "$p" 2>/dev/null || true; done; wait' EXIT
 
-  # start_certgate NAME BINARY PORT starts certgate with a fresh data folder and records
-  # its start-to-ready time and idle RSS. Lines on standard input are appended to its
-  # configuration.
+  # start_certgate NAME BINARY PORT [TCP_PORT] starts certgate with a fresh data folder,
+  # with CMP over TCP on TCP_PORT when given, and records its start-to-ready time and
+  # idle RSS. Lines on standard input are appended to its configuration.
   start_certgate() {
-    local name=$1 binary=$2 port=$3 dir=$work/$1
+    local name=$1 binary=$2 port=$3 tcp="" dir=$work/$1
+    if [[ -n ${4:-} ]]; then
+      tcp="\"127.0.0.1:$4\""
+    fi
     mkdir -p "$dir"
     cat >"$dir/certgate.yaml" <<EOF
 data_dir: data
 log: {level: info, format: text}
 http: {listen: ["127.0.0.1:$port"]}
-tcp: {listen: []}
+tcp: {listen: [$tcp]}
 EOF
     cat >>"$dir/certgate.yaml"
     local started
@@ -71,7 +74,7 @@ EOF
     eval "pid_${name//-/_}=$pid"
   }
 
-  start_certgate certgate "$bin/certgate" 18080 </dev/null
+  start_certgate certgate "$bin/certgate" 18080 18083 </dev/null
   if [[ -n $baseline ]]; then
     start_certgate certgate-baseline "$bin/certgate-baseline" 18081 </dev/null
   fi
@@ -135,6 +138,8 @@ EOF
     fi
     "${load[@]}" -target openssl-mock -concurrency "$clients" -server-pid "$mock_pid" \
       -url http://127.0.0.1:18829/ -ref mock -secret-file "$work/mock/secret" -check-key=false -keep-alive=false
+    "${load[@]}" -workload cmp-tcp-ir -target certgate -concurrency "$clients" -server-pid "$pid_certgate" \
+      -tcp-address 127.0.0.1:18083 -secret-file "$work/certgate/data/secrets/cmp-default.secret"
 
     "${load[@]}" -workload scep-pkcsreq -target certgate -concurrency "$clients" -server-pid "$pid_certgate_scep" \
       -scep-url http://127.0.0.1:18082/scep -challenge-file "$work/certgate-scep/data/secrets/scep-default.challenge"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,12 +13,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/certgate/certgate/gateway/cmp"
+	"github.com/certgate/certgate/gateway/cmpclient"
 )
 
 // PasswordBasedMac parameters of the workload: OpenSSL 3.0's defaults for
@@ -48,6 +51,11 @@ type cmpHTTPIR struct {
 	macKey     *cmp.MACKey
 	requests   []cmpTemplate
 	httpSender *httpTransport
+
+	// tcpAddress, when set, makes this the cmp-tcp-ir workload: each client keeps one
+	// TCP connection to tcpAddress and frames its requests in tcpFraming.
+	tcpAddress string
+	tcpFraming cmp.Framing
 }
 
 // cmpTemplate is one key's part of a request: everything but the header.
@@ -56,24 +64,55 @@ type cmpTemplate struct {
 	body   cmp.Body
 }
 
+// registerCMPHTTPIR defines the flags of both CMP workloads; cmp-tcp-ir reads them too.
 func registerCMPHTTPIR(fs *flag.FlagSet) func() (Workload, error) {
-	url := fs.String("url", "http://127.0.0.1:8080/.well-known/cmp", "CMP over HTTP URL of the server")
-	reference := fs.String("ref", "default", "senderKID: the reference of the MAC secret")
-	secretFile := fs.String("secret-file", "", "file with the MAC secret (required for cmp-http-ir)")
-	recipient := fs.String("recipient", "certgate", "common name of the recipient in the request header")
-	keys := fs.Int("keys", 64, "number of distinct P-256 keys that the requests use in turn")
-	checkKey := fs.Bool("check-key", true, "require the certificate of the checked exchange to certify the requested key; turn off for servers that return a fixed certificate")
-	keepAlive := fs.Bool("keep-alive", true, "keep each client's connection open between requests; turn off for servers that close it after each response")
+	fs.String("url", "http://127.0.0.1:8080/.well-known/cmp", "CMP over HTTP URL of the server")
+	fs.String("ref", "default", "senderKID: the reference of the MAC secret")
+	fs.String("secret-file", "", "file with the MAC secret (required for cmp-http-ir and cmp-tcp-ir)")
+	fs.String("recipient", "certgate", "common name of the recipient in the request header")
+	fs.Int("keys", 64, "number of distinct P-256 keys that the requests use in turn")
+	fs.Bool("check-key", true, "require the certificate of the checked exchange to certify the requested key; turn off for servers that return a fixed certificate")
+	fs.Bool("keep-alive", true, "keep each client's connection open between requests; turn off for servers that close it after each response")
+	return func() (Workload, error) { return cmpIRFromFlags(fs) }
+}
+
+// registerCMPTCPIR defines the TCP flags of cmp-tcp-ir, which sends the requests of
+// cmp-http-ir over CMP's TCP transfer.
+func registerCMPTCPIR(fs *flag.FlagSet) func() (Workload, error) {
+	address := fs.String("tcp-address", "127.0.0.1:829", "host:port of the server's CMP over TCP listener (cmp-tcp-ir)")
+	framing := fs.String("framing", "tcp-v10", "TCP framing of cmp-tcp-ir: tcp-v10 or rfc2510")
 	return func() (Workload, error) {
-		secret, err := readSecret(*secretFile, "-secret-file", "the MAC secret")
+		w, err := cmpIRFromFlags(fs)
 		if err != nil {
 			return nil, err
 		}
-		if *keys < 1 {
-			return nil, fmt.Errorf("-keys must be at least 1, got %d", *keys)
+		switch *framing {
+		case "tcp-v10":
+			w.tcpFraming = cmp.FramingTCPv10
+		case "rfc2510":
+			w.tcpFraming = cmp.FramingRFC2510
+		default:
+			return nil, fmt.Errorf("-framing %q: use tcp-v10 or rfc2510", *framing)
 		}
-		return newCMPHTTPIR(*url, *reference, secret, *recipient, *keys, *checkKey, *keepAlive)
+		w.tcpAddress = *address
+		return w, nil
 	}
+}
+
+// cmpIRFromFlags builds the CMP ir workload from the flags that registerCMPHTTPIR
+// defined, after parsing.
+func cmpIRFromFlags(fs *flag.FlagSet) (*cmpHTTPIR, error) {
+	value := func(name string) string { return fs.Lookup(name).Value.String() }
+	secret, err := readSecret(value("secret-file"), "-secret-file", "the MAC secret")
+	if err != nil {
+		return nil, err
+	}
+	keys, err := strconv.Atoi(value("keys"))
+	if err != nil || keys < 1 {
+		return nil, fmt.Errorf("-keys must be at least 1, got %s", value("keys"))
+	}
+	return newCMPHTTPIR(value("url"), value("ref"), secret, value("recipient"), keys,
+		value("check-key") == "true", value("keep-alive") == "true")
 }
 
 func newCMPHTTPIR(url, reference string, secret []byte, recipient string, keys int, checkKey, keepAlive bool) (*cmpHTTPIR, error) {
@@ -145,12 +184,15 @@ func newCMPTemplate(commonName string) (cmpTemplate, error) {
 }
 
 func (w *cmpHTTPIR) Describe() string {
-	connection := "keep-alive"
-	if !w.keepAlive {
-		connection = "a new connection per request"
+	transfer := "HTTP with keep-alive"
+	switch {
+	case w.tcpAddress != "":
+		transfer = fmt.Sprintf("TCP in the %s framing, one connection per client", w.tcpFraming)
+	case !w.keepAlive:
+		transfer = "HTTP with a new connection per request"
 	}
-	return fmt.Sprintf("CMP ir over HTTP with %s, PasswordBasedMac (OWF SHA-256, HMAC-SHA1, %d iterations), P-256 key, implicitConfirm granted, so one request is one enrollment",
-		connection, pbmIterations)
+	return fmt.Sprintf("CMP ir over %s, PasswordBasedMac (OWF SHA-256, HMAC-SHA1, %d iterations), P-256 key, implicitConfirm granted, so one request is one enrollment",
+		transfer, pbmIterations)
 }
 
 // Prepare builds n requests on all cores.
@@ -190,7 +232,28 @@ func (w *cmpHTTPIR) build(i int) ([]byte, error) {
 	return w.macKey.Protect(m)
 }
 
-func (w *cmpHTTPIR) NewSender() (Sender, error) { return w.httpSender, nil }
+func (w *cmpHTTPIR) NewSender() (Sender, error) {
+	if w.tcpAddress != "" {
+		return &tcpSender{transport: &cmpclient.TCPTransport{Address: w.tcpAddress, Framing: w.tcpFraming}}, nil
+	}
+	return w.httpSender, nil
+}
+
+// tcpSender sends one client's requests over its own TCP connection, with the framing
+// and the transport-level polling of certgate's CMP client.
+type tcpSender struct {
+	transport *cmpclient.TCPTransport
+}
+
+func (s *tcpSender) Send(ctx context.Context, request []byte) ([]byte, error) {
+	response, err := s.transport.Exchange(ctx, request)
+	if err != nil {
+		return nil, &exchangeError{kind: transportKind(err), err: err}
+	}
+	return response, nil
+}
+
+func (s *tcpSender) Close() error { return s.transport.Close() }
 
 // Check parses the response in full and verifies its MAC, header and certificate.
 func (w *cmpHTTPIR) Check(request, response []byte) error {

@@ -39,6 +39,7 @@ const floorWorkload = "cmp-http-ir"
 // workloadTitles are the headings of the workloads other than floorWorkload, whose
 // sections keep their original headings.
 var workloadTitles = map[string]string{
+	"cmp-tcp-ir":   "CMP ir over TCP",
 	"scep-pkcsreq": "SCEP PKCSReq",
 }
 

@@ -82,14 +82,14 @@ type workloadFactory struct {
 // workloads lists the implemented workloads by the name that -workload takes. All of
 // them register their flags on the one flag set of the load subcommand, so their flag
 // names must differ.
-//
-// TODO: CMP over TCP (port 829) is not implemented. It needs a Workload whose Prepare
-// builds ir messages as cmp-http-ir does and whose Sender speaks the TCP framing of
-// gateway/cmp.
 var workloads = map[string]workloadFactory{
 	"cmp-http-ir": {
 		description: "CMP ir over HTTP with keep-alive, PasswordBasedMac, a P-256 key, implicitConfirm",
 		register:    registerCMPHTTPIR,
+	},
+	"cmp-tcp-ir": {
+		description: "the requests of cmp-http-ir over CMP's TCP transfer, one connection per client",
+		register:    registerCMPTCPIR,
 	},
 	"scep-pkcsreq": {
 		description: "SCEP PKCSReq over HTTP POST with keep-alive, RSA 2048 client keys, AES-128-CBC, SHA-256, challenge password",
