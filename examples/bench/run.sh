@@ -51,16 +51,18 @@ measure() {
   # with CMP over TCP on TCP_PORT when given, and records its start-to-ready time and
   # idle RSS. Lines on standard input are appended to its configuration.
   start_certgate() {
-    local name=$1 binary=$2 port=$3 tcp="" dir=$work/$1
+    local name=$1 binary=$2 port=$3 tcp="tcp: {listen: []}" dir=$work/$1
     if [[ -n ${4:-} ]]; then
-      tcp="\"127.0.0.1:$4\""
+      # All clients connect from 127.0.0.1, so the per-client connection limit must
+      # allow the highest client count.
+      tcp="tcp: {listen: [\"127.0.0.1:$4\"], max_connections_per_client: 1024}"
     fi
     mkdir -p "$dir"
     cat >"$dir/certgate.yaml" <<EOF
 data_dir: data
 log: {level: info, format: text}
 http: {listen: ["127.0.0.1:$port"]}
-tcp: {listen: [$tcp]}
+$tcp
 EOF
     cat >>"$dir/certgate.yaml"
     local started

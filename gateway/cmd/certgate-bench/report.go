@@ -289,6 +289,9 @@ func renderLoads(b *strings.Builder, r *results, workload string, floor float64)
 // other server's, per client count, for one workload.
 func renderRatios(b *strings.Builder, r *results, workload, heading, primary string, floor float64) {
 	others := slices.DeleteFunc(r.targets(workload), func(t string) bool { return t == primary })
+	if len(others) == 0 && floor <= 0 {
+		return // nothing to divide by
+	}
 	fmt.Fprintf(b, "\n### %s\n\nEach ratio divides two rates measured in this run.\n\n| clients |", heading)
 	if floor > 0 {
 		fmt.Fprintf(b, " %s ÷ floor |", primary)
