@@ -25,9 +25,9 @@ import (
 )
 
 // Central key generation (RFC 9483 section 4.1.6) returns the new private key in the
-// privateKey field of CertifiedKeyPair as an EncryptedKey: an EnvelopedData (RFC 5652)
-// whose content is a SignedData of the key generation authority, whose content in turn
-// is an AsymmetricKeyPackage (RFC 5958) holding the key. No Go library builds this
+// privateKey field of CertifiedKeyPair as an EncryptedKey. That is an EnvelopedData
+// (RFC 5652) around a SignedData of the key generation authority, around an
+// AsymmetricKeyPackage (RFC 5958) that contains the key. No Go library builds this
 // nesting with all three recipient kinds, so it is written here with cryptobyte.
 //
 // The choices below are the ones that OpenSSL's `cms -decrypt` and BouncyCastle read:
@@ -309,6 +309,7 @@ func pwriUnwrap(kek, iv, wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	buf := slices.Clone(wrapped)
 	// Decrypt the last block with the one before it as IV to recover the IV of the
 	// second pass, then undo both passes.
@@ -321,6 +322,7 @@ func pwriUnwrap(kek, iv, wrapped []byte) ([]byte, error) {
 	copy(buf[n-aes.BlockSize:], wrapped[n-aes.BlockSize:])
 	cipher.NewCBCDecrypter(block, secondIV).CryptBlocks(buf, buf)
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(buf, buf)
+
 	length := int(buf[0])
 	if length < 3 || 4+length > n {
 		return nil, errors.New("cmp: wrong password or damaged key")
@@ -386,6 +388,7 @@ func keyAgreementRecipient(cek []byte, cert *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	var b cryptobyte.Builder
 	b.AddASN1(contextTag(1), func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(3)
@@ -499,11 +502,11 @@ func pad(data []byte, blockSize int) []byte {
 	return out
 }
 
-// OpenPrivateKey decrypts an EncryptedKey from a CertifiedKeyPair with password (for a
-// password recipient) or with key, the private key of recipient (for an RSA or ECDSA
-// recipient), verifies the signature of the key generation authority, and returns the
-// private key and the authority's certificate followed by the other certificates the
-// package carries. The caller decides whether it trusts that certificate.
+// OpenPrivateKey decrypts an EncryptedKey from a CertifiedKeyPair, with password for a
+// password recipient or with key, the private key of recipient, for an RSA or ECDSA
+// recipient. It verifies the signature of the key generation authority and returns the
+// private key, then the authority's certificate followed by the other certificates of
+// the package. The caller decides whether it trusts that certificate.
 func OpenPrivateKey(encryptedKey, password []byte, recipient *x509.Certificate, key crypto.PrivateKey) (crypto.PrivateKey, []*x509.Certificate, error) {
 	s := cryptobyte.String(encryptedKey)
 	var env cryptobyte.String
@@ -514,6 +517,7 @@ func OpenPrivateKey(encryptedKey, password []byte, recipient *x509.Certificate, 
 	if env.PeekASN1Tag(contextTag(0)) {
 		env.SkipASN1(contextTag(0)) // originatorInfo
 	}
+
 	var infos, encrypted cryptobyte.String
 	if !env.ReadASN1(&infos, cbasn1.SET) || !env.ReadASN1(&encrypted, cbasn1.SEQUENCE) {
 		return nil, nil, malformed("privateKey.envelopedData", "missing recipientInfos or encryptedContentInfo")
@@ -544,6 +548,7 @@ func OpenPrivateKey(encryptedKey, password []byte, recipient *x509.Certificate, 
 	if cek == nil {
 		return nil, nil, lastErr
 	}
+
 	signedData, err := decryptContent(encrypted, cek)
 	if err != nil {
 		return nil, nil, err
@@ -567,6 +572,7 @@ func openPasswordRecipient(info cryptobyte.String, password []byte) ([]byte, err
 	if kdfParams.PeekASN1Tag(cbasn1.INTEGER) {
 		kdfParams.SkipASN1(cbasn1.INTEGER) // keyLength
 	}
+
 	// An absent PRF means HMAC-SHA1, which is not accepted.
 	if !kdfParams.ReadASN1(&prf, cbasn1.SEQUENCE) || !prf.ReadASN1ObjectIdentifier(&prfOID) || !prfOID.Equal(OIDHMACSHA256) {
 		return nil, fmt.Errorf("%w: PBKDF2 PRF %s, expected HMAC-SHA256", ErrBadAlgorithm, prfOID)
@@ -579,6 +585,7 @@ func openPasswordRecipient(info cryptobyte.String, password []byte) ([]byte, err
 	if !keaOID.Equal(oidPWRIKEK) || !innerOID.Equal(oidAES256CBC) || len(iv) != aes.BlockSize {
 		return nil, fmt.Errorf("%w: key encryption %s with %s", ErrBadAlgorithm, keaOID, innerOID)
 	}
+
 	kek, err := pbkdf2.Key(sha256.New, string(password), salt, int(iterations), 32)
 	if err != nil {
 		return nil, err
@@ -643,6 +650,7 @@ func openKeyAgreementRecipient(info cryptobyte.String, cert *x509.Certificate, k
 	if !entry.ReadASN1(&wrapped, cbasn1.OCTET_STRING) {
 		return nil, malformed("keyAgreeRecipientInfo", "missing encryptedKey")
 	}
+
 	ecKey, ok := key.(*ecdsa.PrivateKey)
 	if !ok {
 		return nil, fmt.Errorf("%w: key agreement needs an ECDSA key, got %T", ErrBadAlgorithm, key)
@@ -700,7 +708,7 @@ func decryptContent(info cryptobyte.String, cek []byte) ([]byte, error) {
 // only key, and the signer's certificate followed by the other certificates.
 func openKeyPackage(der []byte) (crypto.PrivateKey, []*x509.Certificate, error) {
 	s := cryptobyte.String(der)
-	var sd, digestAlgs, encap, eContent, certSet, signerInfos, si cryptobyte.String
+	var sd, digestAlgs, encap, eContent, signerInfos, si cryptobyte.String
 	var version int64
 	var eType asn1.ObjectIdentifier
 	if !s.ReadASN1(&sd, cbasn1.SEQUENCE) || !sd.ReadASN1Integer(&version) || !sd.ReadASN1(&digestAlgs, cbasn1.SET) ||
@@ -711,19 +719,10 @@ func openKeyPackage(der []byte) (crypto.PrivateKey, []*x509.Certificate, error) 
 	if !eType.Equal(oidAsymmetricKeyPackage) {
 		return nil, nil, malformed("keyPackage.signedData", "content type %s, expected id-ct-KP-aKeyPackage", eType)
 	}
-	var certs []*x509.Certificate
-	if sd.ReadASN1(&certSet, contextTag(0)) {
-		for !certSet.Empty() {
-			var certDER cryptobyte.String
-			if !certSet.ReadASN1Element(&certDER, cbasn1.SEQUENCE) {
-				return nil, nil, malformed("keyPackage.signedData.certificates", "invalid certificate")
-			}
-			cert, err := x509.ParseCertificate(certDER)
-			if err != nil {
-				return nil, nil, malformed("keyPackage.signedData.certificates", "%v", err)
-			}
-			certs = append(certs, cert)
-		}
+
+	certs, err := readCertificateSet(&sd)
+	if err != nil {
+		return nil, nil, err
 	}
 	if sd.PeekASN1Tag(contextTag(1)) {
 		sd.SkipASN1(contextTag(1)) // crls
@@ -731,66 +730,11 @@ func openKeyPackage(der []byte) (crypto.PrivateKey, []*x509.Certificate, error) 
 	if !sd.ReadASN1(&signerInfos, cbasn1.SET) || !signerInfos.ReadASN1(&si, cbasn1.SEQUENCE) {
 		return nil, nil, malformed("keyPackage.signedData", "missing signerInfo")
 	}
-	var siVersion int64
-	var digestAlg, attrs cryptobyte.String
-	var signature []byte
-	var digestOIDValue asn1.ObjectIdentifier
-	if !si.ReadASN1Integer(&siVersion) {
-		return nil, nil, malformed("keyPackage.signerInfo", "invalid version")
-	}
-	var sid cryptobyte.String
-	var sidTag cbasn1.Tag
-	if !si.ReadAnyASN1Element(&sid, &sidTag) {
-		return nil, nil, malformed("keyPackage.signerInfo", "missing sid")
-	}
-	var signer *x509.Certificate
-	for _, cert := range certs {
-		probe := sid
-		if sidTag == cbasn1.Tag(0).ContextSpecific() {
-			var keyID cryptobyte.String
-			if probe.ReadASN1(&keyID, sidTag) && bytes.Equal(cert.SubjectKeyId, keyID) {
-				signer = cert
-			}
-		} else if readIssuerAndSerial(&probe, cert) {
-			signer = cert
-		}
-	}
-	if signer == nil {
-		return nil, nil, errors.New("cmp: the key package's signer certificate is missing")
-	}
-	var attrsElement cryptobyte.String
-	if !si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) || !digestAlg.ReadASN1ObjectIdentifier(&digestOIDValue) ||
-		!si.ReadASN1Element(&attrsElement, contextTag(0)) {
-		return nil, nil, malformed("keyPackage.signerInfo", "missing digestAlgorithm or signedAttrs")
-	}
-	attrsElement.ReadASN1(&attrs, contextTag(0))
-	var sigAlgDER cryptobyte.String
-	if !si.ReadASN1Element(&sigAlgDER, cbasn1.SEQUENCE) || !si.ReadASN1Bytes(&signature, cbasn1.OCTET_STRING) {
-		return nil, nil, malformed("keyPackage.signerInfo", "missing signature")
-	}
-	h, ok := lookupDigest(digestOIDValue)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: digest %s", ErrBadAlgorithm, digestOIDValue)
-	}
-	digest := h.New()
-	digest.Write(eContent)
-	expected, err := signedAttributes(oidAsymmetricKeyPackage, digest.Sum(nil))
+	signer, err := verifySignerInfo(si, certs, eContent)
 	if err != nil {
 		return nil, nil, err
 	}
-	signedAttrs := wrapTag(cbasn1.SET, attrs)
-	// Compare the attributes whole: a signer that adds attributes is not one we made,
-	// and RFC 9483 asks for no others.
-	if !bytes.Equal(signedAttrs, expected) {
-		return nil, nil, errors.New("cmp: the key package's signed attributes do not match its content")
-	}
-	var alg pkix.AlgorithmIdentifier
-	if rest, err := asn1.Unmarshal(sigAlgDER, &alg); err != nil || len(rest) != 0 {
-		return nil, nil, malformed("keyPackage.signerInfo.signatureAlgorithm", "invalid AlgorithmIdentifier")
-	}
-	if err := VerifySignatureWithKey(signer.PublicKey, alg, signedAttrs, signature); err != nil {
-		return nil, nil, fmt.Errorf("cmp: the key package's signature does not verify: %w", err)
-	}
+
 	var keys, first cryptobyte.String
 	pkg := cryptobyte.String(eContent)
 	if !pkg.ReadASN1(&keys, cbasn1.SEQUENCE) || !keys.ReadASN1Element(&first, cbasn1.SEQUENCE) {
@@ -807,4 +751,107 @@ func openKeyPackage(der []byte) (crypto.PrivateKey, []*x509.Certificate, error) 
 		}
 	}
 	return key, chain, nil
+}
+
+// readCertificateSet reads the optional certificates [0] of a SignedData.
+func readCertificateSet(sd *cryptobyte.String) ([]*x509.Certificate, error) {
+	var certSet cryptobyte.String
+	var present bool
+	if !sd.ReadOptionalASN1(&certSet, &present, contextTag(0)) {
+		return nil, malformed("keyPackage.signedData.certificates", "invalid encoding")
+	}
+	var certs []*x509.Certificate
+	for !certSet.Empty() {
+		if len(certs) == maxExtraCerts {
+			return nil, malformed("keyPackage.signedData.certificates", "more than %d certificates", maxExtraCerts)
+		}
+		var certDER cryptobyte.String
+		if !certSet.ReadASN1Element(&certDER, cbasn1.SEQUENCE) {
+			return nil, malformed("keyPackage.signedData.certificates", "invalid certificate")
+		}
+		cert, err := x509.ParseCertificate(certDER)
+		if err != nil {
+			return nil, malformed("keyPackage.signedData.certificates", "%v", err)
+		}
+		certs = append(certs, cert)
+	}
+	return certs, nil
+}
+
+// verifySignerInfo finds the signer of si among certs, checks that the signed
+// attributes name the key package and its digest, and verifies the signature over them.
+// It returns the signer's certificate.
+func verifySignerInfo(si cryptobyte.String, certs []*x509.Certificate, content []byte) (*x509.Certificate, error) {
+	var version int64
+	var sid, digestAlg, attrsElement, attrs, sigAlgDER cryptobyte.String
+	var sidTag cbasn1.Tag
+	var digestOID asn1.ObjectIdentifier
+	var signature []byte
+	if !si.ReadASN1Integer(&version) || !si.ReadAnyASN1Element(&sid, &sidTag) ||
+		!si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) || !digestAlg.ReadASN1ObjectIdentifier(&digestOID) ||
+		!si.ReadASN1Element(&attrsElement, contextTag(0)) || !attrsElement.ReadASN1(&attrs, contextTag(0)) ||
+		!si.ReadASN1Element(&sigAlgDER, cbasn1.SEQUENCE) || !si.ReadASN1Bytes(&signature, cbasn1.OCTET_STRING) {
+		return nil, malformed("keyPackage.signerInfo", "invalid encoding or missing signedAttrs")
+	}
+
+	var signer *x509.Certificate
+	for _, cert := range certs {
+		probe := sid
+		if sidTag == cbasn1.Tag(0).ContextSpecific() {
+			var keyID cryptobyte.String
+			if probe.ReadASN1(&keyID, sidTag) && bytes.Equal(cert.SubjectKeyId, keyID) {
+				signer = cert
+			}
+		} else if readIssuerAndSerial(&probe, cert) {
+			signer = cert
+		}
+	}
+	if signer == nil {
+		return nil, errors.New("cmp: the key package's signer certificate is missing")
+	}
+
+	h, ok := lookupDigest(digestOID)
+	if !ok {
+		return nil, fmt.Errorf("%w: digest %s", ErrBadAlgorithm, digestOID)
+	}
+	digest := h.New()
+	digest.Write(content)
+	if err := checkSignedAttributes(attrs, digest.Sum(nil)); err != nil {
+		return nil, err
+	}
+	var alg pkix.AlgorithmIdentifier
+	if rest, err := asn1.Unmarshal(sigAlgDER, &alg); err != nil || len(rest) != 0 {
+		return nil, malformed("keyPackage.signerInfo.signatureAlgorithm", "invalid AlgorithmIdentifier")
+	}
+	// The signature covers the attributes with the SET tag in place of [0].
+	if err := VerifySignatureWithKey(signer.PublicKey, alg, wrapTag(cbasn1.SET, attrs), signature); err != nil {
+		return nil, fmt.Errorf("cmp: the key package's signature does not verify: %w", err)
+	}
+	return signer, nil
+}
+
+// checkSignedAttributes requires the contentType attribute to name the key package and
+// the messageDigest attribute to equal digest. Other attributes, such as signingTime,
+// are allowed and ignored.
+func checkSignedAttributes(attrs cryptobyte.String, digest []byte) error {
+	var contentTypeOK, digestOK bool
+	for !attrs.Empty() {
+		var attr, values cryptobyte.String
+		var oid asn1.ObjectIdentifier
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&oid) || !attr.ReadASN1(&values, cbasn1.SET) {
+			return malformed("keyPackage.signerInfo.signedAttrs", "invalid attribute")
+		}
+		switch {
+		case oid.Equal(oidAttributeContentType):
+			var contentType asn1.ObjectIdentifier
+			contentTypeOK = values.ReadASN1ObjectIdentifier(&contentType) && values.Empty() && contentType.Equal(oidAsymmetricKeyPackage)
+		case oid.Equal(oidAttributeDigest):
+			var value []byte
+			digestOK = values.ReadASN1Bytes(&value, cbasn1.OCTET_STRING) && values.Empty() && subtle.ConstantTimeCompare(value, digest) == 1
+		}
+	}
+	if !contentTypeOK || !digestOK {
+		return errors.New("cmp: the key package's signed attributes do not match its content")
+	}
+	return nil
 }

@@ -83,8 +83,8 @@ type EnrollRequest struct {
 	RawSubject []byte // DER Name; overrides Subject
 
 	// CentralKeyType, with a nil Key and PublicKey, requests that the server generate
-	// the key pair (RFC 9483 section 4.1.6): "default" leaves the type to the server;
-	// ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519 names the algorithm.
+	// the key pair (RFC 9483 section 4.1.6). "default" leaves the type to the server,
+	// and ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa or ed25519 names the algorithm.
 	CentralKeyType string
 	NotBefore      time.Time // requested validity; zero leaves it to the CA
 	NotAfter       time.Time
@@ -544,7 +544,7 @@ func (c *Client) checkResponse(tx *transaction, nonce []byte, resp *cmp.Message)
 		return key.Verify(resp)
 	}
 	if c.TrustedRoots == nil {
-		// A server that cannot verify a MAC answers with a signed error message. Its
+		// A server that cannot verify a MAC responds with a signed error message. Its
 		// content is shown, marked as unverified, because it is usually the reason.
 		if resp.Body.Type == cmp.BodyError {
 			return fmt.Errorf("cmpclient: the server responded with a signed error message that cannot be verified without trusted roots (unverified: %s)",
