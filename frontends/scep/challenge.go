@@ -29,6 +29,15 @@ type ChallengeValidator interface {
 	ValidateChallenge(ctx context.Context, req *ChallengeRequest) error
 }
 
+// ChallengeFinisher is implemented by a validator whose accepted challenges are used up,
+// such as one-time challenges. After a PKCSReq that the validator accepted, the handler
+// calls FinishChallenge with used set when the CA issued the certificate or left the
+// request pending. When used is false, the enrollment failed before any certificate
+// existed, and the validator may make the challenge usable again.
+type ChallengeFinisher interface {
+	FinishChallenge(ctx context.Context, req *ChallengeRequest, used bool)
+}
+
 // ChallengeValidatorFunc adapts a function to ChallengeValidator.
 type ChallengeValidatorFunc func(ctx context.Context, req *ChallengeRequest) error
 

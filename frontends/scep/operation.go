@@ -97,14 +97,16 @@ func (h *Handler) enroll(ctx context.Context, p *Profile, req *Request, content 
 	if p.Challenge == nil {
 		return nil, reject(cmp.FailNotAuthorized, "this SCEP profile has no challenge password, so it accepts only RenewalReq")
 	}
-	err = p.Challenge.ValidateChallenge(ctx, &ChallengeRequest{
-		Profile: p.Name, TransactionID: req.TransactionID, Challenge: challenge, CSR: csr,
-	})
-	if err != nil {
+	challengeRequest := &ChallengeRequest{Profile: p.Name, TransactionID: req.TransactionID, Challenge: challenge, CSR: csr}
+	if err := p.Challenge.ValidateChallenge(ctx, challengeRequest); err != nil {
 		return nil, &failure{info: cmp.FailNotAuthorized, detail: "the challenge password is wrong or missing", err: err}
 	}
 	requester := backends.Requester{Frontend: "scep", Identity: csr.Subject.String(), Method: "challenge"}
-	return h.submit(ctx, p, req, csr, requester, remote)
+	rep, err := h.submit(ctx, p, req, csr, requester, remote)
+	if finisher, ok := p.Challenge.(ChallengeFinisher); ok {
+		finisher.FinishChallenge(context.WithoutCancel(ctx), challengeRequest, err == nil && rep.Status != StatusFailure)
+	}
+	return rep, err
 }
 
 // renew handles a RenewalReq: the certificate that signed it authorizes it (RFC 8894

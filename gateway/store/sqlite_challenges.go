@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,24 +41,26 @@ func (s *SQLite) CreateChallenge(ctx context.Context, c *Challenge) error {
 	return nil
 }
 
-// ConsumeChallenge implements Store. The single DELETE with its row count is what keeps
+// ConsumeChallenge implements Store. A single DELETE that returns the row is what keeps
 // two requests with the same challenge from both succeeding.
-func (s *SQLite) ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) error {
+func (s *SQLite) ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) (*Challenge, error) {
 	nowText, err := formatTime(now)
 	if err != nil {
-		return fmt.Errorf("store: consume challenge: %w", err)
+		return nil, fmt.Errorf("store: consume challenge: %w", err)
 	}
-	res, err := s.write.ExecContext(ctx,
-		"DELETE FROM challenges WHERE digest = ? AND profile = ? AND expires_at > ?", digest, profile, nowText)
+	c := &Challenge{Digest: digest, Profile: profile}
+	var created, expires string
+	err = s.write.QueryRowContext(ctx,
+		"DELETE FROM challenges WHERE digest = ? AND profile = ? AND expires_at > ? RETURNING note, created_at, expires_at",
+		digest, profile, nowText).Scan(&c.Note, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no unexpired challenge with this digest for profile %q", ErrNotFound, profile)
+	}
 	if err != nil {
-		return fmt.Errorf("store: consume challenge: %w", err)
+		return nil, fmt.Errorf("store: consume challenge: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: consume challenge: %w", err)
+	if err := parseTimes(timeColumn{"created_at", created, &c.CreatedAt}, timeColumn{"expires_at", expires, &c.ExpiresAt}); err != nil {
+		return nil, fmt.Errorf("store: consume challenge: %w", err)
 	}
-	if n == 0 {
-		return fmt.Errorf("%w: no unexpired challenge with this digest for profile %q", ErrNotFound, profile)
-	}
-	return nil
+	return c, nil
 }

@@ -1225,7 +1225,7 @@ func TestChallengeConsumedOnce(t *testing.T) {
 	if err := s.CreateChallenge(ctx, challenge); !errors.Is(err, ErrChallengeExists) {
 		t.Errorf("second CreateChallenge = %v, want ErrChallengeExists", err)
 	}
-	if err := s.ConsumeChallenge(ctx, digest, "other", now); !errors.Is(err, ErrNotFound) {
+	if _, err := s.ConsumeChallenge(ctx, digest, "other", now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("consume for another profile = %v, want ErrNotFound", err)
 	}
 
@@ -1235,7 +1235,7 @@ func TestChallengeConsumedOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.ConsumeChallenge(ctx, digest, "default", now) == nil {
+			if _, err := s.ConsumeChallenge(ctx, digest, "default", now); err == nil {
 				successes.Add(1)
 			}
 		}()
@@ -1254,7 +1254,7 @@ func TestChallengeExpires(t *testing.T) {
 	if err := s.CreateChallenge(ctx, &Challenge{Digest: digest, Profile: "default", ExpiresAt: now.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ConsumeChallenge(ctx, digest, "default", now.Add(2*time.Minute)); !errors.Is(err, ErrNotFound) {
+	if _, err := s.ConsumeChallenge(ctx, digest, "default", now.Add(2*time.Minute)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("consume after expiry = %v, want ErrNotFound", err)
 	}
 	removed, err := s.DeleteExpired(ctx, now.Add(2*time.Minute))
@@ -1418,5 +1418,29 @@ func TestCheckpointsRunInBackground(t *testing.T) {
 			t.Fatalf("the database file stayed at %d bytes for 5s after 300 writes; no checkpoint ran", after.Size())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestConsumedChallengeCanBeRestored(t *testing.T) {
+	s, _, _ := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	digest := []byte("restorable-challenge-digest-0000")
+	expires := now.Add(time.Hour).Truncate(time.Millisecond)
+	if err := s.CreateChallenge(ctx, &Challenge{Digest: digest, Profile: "default", Note: "device 9", ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	consumed, err := s.ConsumeChallenge(ctx, digest, "default", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if consumed.Note != "device 9" || !consumed.ExpiresAt.Equal(expires) {
+		t.Errorf("consumed challenge = note %q expires %s, want device 9 and %s", consumed.Note, consumed.ExpiresAt, expires)
+	}
+	if err := s.CreateChallenge(ctx, consumed); err != nil {
+		t.Fatalf("restoring the challenge: %v", err)
+	}
+	if _, err := s.ConsumeChallenge(ctx, digest, "default", now); err != nil {
+		t.Errorf("consuming the restored challenge: %v", err)
 	}
 }

@@ -129,8 +129,9 @@ type Store interface {
 	// ErrChallengeExists when the same digest is stored for the profile.
 	CreateChallenge(ctx context.Context, challenge *Challenge) error
 	// ConsumeChallenge deletes the unexpired challenge with this digest and profile and
-	// returns nil, or returns ErrNotFound. Two concurrent calls never both succeed.
-	ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) error
+	// returns it, or returns ErrNotFound. Two concurrent calls never both succeed.
+	// CreateChallenge with the returned challenge puts it back.
+	ConsumeChallenge(ctx context.Context, digest []byte, profile string, now time.Time) (*Challenge, error)
 
 	// ArchiveKey stores the sealed private key that transaction txID generated. Keys are
 	// kept until an operator removes them; DeleteExpired leaves them.

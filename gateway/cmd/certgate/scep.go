@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	scepfrontend "github.com/certgate/certgate/frontends/scep"
@@ -51,8 +52,8 @@ func newSCEPHandler(ctx context.Context, cfg *config.Config, router *gateway.Rou
 		if challenge != nil {
 			validators = append(validators, scepfrontend.StaticChallenge(challenge))
 		}
-		validators = append(validators, oneTimeChallenges(db, p.Name))
-		profile.Challenge = anyChallenge(validators...)
+		validators = append(validators, newOneTimeChallenges(db, p.Name, logger))
+		profile.Challenge = anyChallenge(validators)
 		if profile.NextCA, err = p.LoadNextCA(); err != nil {
 			return nil, err
 		}
@@ -95,35 +96,82 @@ func logNextCA(ctx context.Context, router *gateway.Router, cmpProfile string, p
 }
 
 // oneTimeChallenges accepts a challenge that "certgate scep challenge" issued for the
-// SCEP profile, and consumes it.
-//
-// NOTE: the challenge is consumed before the router decides. A request that then fails,
-// on policy for example, has used it up, and the operator issues a new one.
-func oneTimeChallenges(db store.Store, profile string) scepfrontend.ChallengeValidator {
-	return scepfrontend.ChallengeValidatorFunc(func(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
-		if req.Challenge == "" {
-			return scepfrontend.ErrChallengeInvalid
-		}
-		digest := sha256.Sum256([]byte(req.Challenge))
-		err := db.ConsumeChallenge(ctx, digest[:], profile, time.Now())
-		if errors.Is(err, store.ErrNotFound) {
-			return scepfrontend.ErrChallengeInvalid
-		}
+// SCEP profile, and consumes it. When the enrollment then fails before a certificate
+// exists, on policy for example, FinishChallenge puts the challenge back, so that the
+// device can try again.
+type oneTimeChallenges struct {
+	db      store.Store
+	profile string
+	logger  *slog.Logger
+
+	mu       sync.Mutex
+	consumed map[*scepfrontend.ChallengeRequest]*store.Challenge // accepted, not yet finished
+}
+
+func newOneTimeChallenges(db store.Store, profile string, logger *slog.Logger) *oneTimeChallenges {
+	return &oneTimeChallenges{db: db, profile: profile, logger: logger, consumed: map[*scepfrontend.ChallengeRequest]*store.Challenge{}}
+}
+
+// ValidateChallenge implements scepfrontend.ChallengeValidator.
+func (o *oneTimeChallenges) ValidateChallenge(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
+	if req.Challenge == "" {
+		return scepfrontend.ErrChallengeInvalid
+	}
+	digest := sha256.Sum256([]byte(req.Challenge))
+	challenge, err := o.db.ConsumeChallenge(ctx, digest[:], o.profile, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return scepfrontend.ErrChallengeInvalid
+	}
+	if err != nil {
 		return err
-	})
+	}
+	o.mu.Lock()
+	o.consumed[req] = challenge
+	o.mu.Unlock()
+	return nil
+}
+
+// FinishChallenge implements scepfrontend.ChallengeFinisher.
+func (o *oneTimeChallenges) FinishChallenge(ctx context.Context, req *scepfrontend.ChallengeRequest, used bool) {
+	o.mu.Lock()
+	challenge, ok := o.consumed[req]
+	delete(o.consumed, req)
+	o.mu.Unlock()
+	if !ok || used {
+		return
+	}
+	if err := o.db.CreateChallenge(ctx, challenge); err != nil {
+		o.logger.Error("cannot restore a one-time SCEP challenge after a failed enrollment; issue a new one",
+			"scep_profile", o.profile, "transaction_id", req.TransactionID, "note", challenge.Note, "error", err)
+		return
+	}
+	o.logger.Info("one-time SCEP challenge restored after a failed enrollment",
+		"scep_profile", o.profile, "transaction_id", req.TransactionID, "note", challenge.Note)
 }
 
 // anyChallenge accepts a challenge that one of validators accepts, tried in order.
-func anyChallenge(validators ...scepfrontend.ChallengeValidator) scepfrontend.ChallengeValidator {
-	return scepfrontend.ChallengeValidatorFunc(func(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
-		err := scepfrontend.ErrChallengeInvalid
-		for _, validator := range validators {
-			if err = validator.ValidateChallenge(ctx, req); err == nil || !errors.Is(err, scepfrontend.ErrChallengeInvalid) {
-				return err
-			}
+// FinishChallenge reaches every validator that implements it, and each acts only on
+// the requests it accepted.
+type anyChallenge []scepfrontend.ChallengeValidator
+
+// ValidateChallenge implements scepfrontend.ChallengeValidator.
+func (validators anyChallenge) ValidateChallenge(ctx context.Context, req *scepfrontend.ChallengeRequest) error {
+	err := scepfrontend.ErrChallengeInvalid
+	for _, validator := range validators {
+		if err = validator.ValidateChallenge(ctx, req); err == nil || !errors.Is(err, scepfrontend.ErrChallengeInvalid) {
+			return err
 		}
-		return err
-	})
+	}
+	return err
+}
+
+// FinishChallenge implements scepfrontend.ChallengeFinisher.
+func (validators anyChallenge) FinishChallenge(ctx context.Context, req *scepfrontend.ChallengeRequest, used bool) {
+	for _, validator := range validators {
+		if finisher, ok := validator.(scepfrontend.ChallengeFinisher); ok {
+			finisher.FinishChallenge(ctx, req, used)
+		}
+	}
 }
 
 // withSCEP sends the requests under prefix to the SCEP handler and the others to next.

@@ -180,3 +180,55 @@ func TestServeGetNextCACert(t *testing.T) {
 		t.Errorf("the signed content does not carry the next CA certificate:\n%s", got)
 	}
 }
+
+// A one-time challenge that authorized an enrollment the profile then rejected is put
+// back, so that the device can try again; once a certificate is issued, it is used up.
+func TestOneTimeChallengeSurvivesRejection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds certgate and runs strongSwan pki; skipped in -short mode")
+	}
+	if _, err := exec.LookPath("pki"); err != nil {
+		t.Skip("strongSwan pki is not installed (Debian packages strongswan-pki and libstrongswan-extra-plugins)")
+	}
+	binary := buildCertgate(t)
+	g := startGatewayWithConfig(t, binary, `profiles:
+  - name: default
+    backend: softca
+    mac_secrets: [{reference: default, secret_file: secrets/cmp-default.secret, generate: true}]
+    san: {dns_suffixes: [example.com]}
+`)
+	issue := exec.Command(binary, "scep", "challenge", "--config", filepath.Join(g.dir, "certgate.yaml"), "--ttl", "10m", "--note", "device 43")
+	issue.Dir = g.dir
+	out, err := issue.Output()
+	if err != nil {
+		t.Fatalf("certgate scep challenge: %v", err)
+	}
+	challenge := strings.TrimSpace(string(out))
+
+	url := "http://" + g.address + "/scep"
+	scepca := exec.Command("pki", "--scepca", "--url", url, "--caout", "ca.der", "--raout", "ra.der")
+	scepca.Dir = g.dir
+	if out, err := scepca.CombinedOutput(); err != nil {
+		t.Fatalf("pki --scepca: %v\n%s", err, out)
+	}
+	enroll := func(name, san string) (string, error) {
+		key := filepath.Join(g.dir, name+".key")
+		if out, err := exec.Command("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key).CombinedOutput(); err != nil {
+			t.Fatalf("openssl genpkey: %v\n%s", err, out)
+		}
+		cmd := exec.Command("pki", "--scep", "--url", url, "--in", key, "--dn", "CN="+name, "--san", san,
+			"--password", challenge, "--cacert-enc", "ra.der", "--cacert-sig", "ra.der", "--outform", "pem")
+		cmd.Dir = g.dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := enroll("rejected", "rejected.forbidden.test"); err == nil {
+		t.Fatalf("a SAN outside the profile's DNS suffixes was accepted:\n%s", out)
+	}
+	if out, err := enroll("accepted", "accepted.example.com"); err != nil {
+		t.Fatalf("the challenge was not usable again after the rejected enrollment: %v\n%s", err, out)
+	}
+	if out, err := enroll("again", "again.example.com"); err == nil {
+		t.Fatalf("the challenge enrolled a second device after a certificate was issued:\n%s", out)
+	}
+}
