@@ -37,6 +37,7 @@ const builtinPrefix = "builtin:"
 type Config struct {
 	// DataDir is the folder of the database and of generated secrets.
 	DataDir  string    `yaml:"data_dir"`
+	Database Database  `yaml:"database"`
 	Log      Log       `yaml:"log"`
 	HTTP     HTTP      `yaml:"http"`
 	TCP      TCP       `yaml:"tcp"`
@@ -44,6 +45,12 @@ type Config struct {
 	SCEP     SCEP      `yaml:"scep"`
 	Backends []Backend `yaml:"backends"`
 	Profiles []Profile `yaml:"profiles"`
+}
+
+// Database configures the SQLite database in data_dir.
+type Database struct {
+	// Synchronous is "normal" or "full", SQLite's synchronous setting in WAL mode.
+	Synchronous string `yaml:"synchronous"`
 }
 
 // Log is the log output configuration.
@@ -286,6 +293,7 @@ func decodeStrict(data []byte, cfg *Config) error {
 var sectionOfType = map[string]string{
 	"config.Config":          "the top level",
 	"config.Log":             "log",
+	"config.Database":        "database",
 	"config.HTTP":            "http",
 	"config.TCP":             "tcp",
 	"config.CMP":             "cmp",

@@ -54,6 +54,11 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		v.add("data_dir", "is empty; set the folder for the database and generated secrets")
 	}
+	switch c.Database.Synchronous {
+	case "normal", "full":
+	default:
+		v.addf("database.synchronous", "%q is not a synchronous setting; use normal or full", c.Database.Synchronous)
+	}
 	v.checkLog(&c.Log)
 	v.checkHTTP(&c.HTTP)
 	v.checkTCP(&c.TCP, c.Profiles)

@@ -147,6 +147,7 @@ func TestValidateProblems(t *testing.T) {
 			c.Profiles[1].KeyTypes = []string{"ed25519", "ed25519"}
 			c.Profiles[1].CentralKeyGen = CentralKeyGen{}
 		}, "profiles[1].key_types[1]", "already listed at profiles[1].key_types[0]", nil},
+		{"synchronous unknown", func(c *Config) { c.Database.Synchronous = "extra" }, "database.synchronous", `"extra" is not a synchronous setting; use normal or full`, nil},
 		{"keygen type missing", func(c *Config) { c.Profiles[1].CentralKeyGen = CentralKeyGen{Enabled: true} }, "profiles[1].central_keygen.key_type", "is empty; name the key type", nil},
 		{"keygen type not allowed", func(c *Config) {
 			c.Profiles[1].CentralKeyGen = CentralKeyGen{Enabled: true, KeyType: "rsa-2048"}

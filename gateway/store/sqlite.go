@@ -71,6 +71,18 @@ var _ Store = (*SQLite)(nil)
 // OpenSQLite returns an error when the database was written by a newer certgate
 // whose schema version this one does not know.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	return OpenSQLiteWith(ctx, path, SQLiteOptions{})
+}
+
+// SQLiteOptions are the settings of OpenSQLiteWith.
+type SQLiteOptions struct {
+	// FullSync makes every commit wait for an fsync (synchronous=FULL), so that a power
+	// loss or operating system crash loses no committed transaction. See writeParams.
+	FullSync bool
+}
+
+// OpenSQLiteWith is OpenSQLite with options.
+func OpenSQLiteWith(ctx context.Context, path string, opts SQLiteOptions) (*SQLite, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -79,7 +91,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 
-	write, err := sql.Open("sqlite", databaseURI(abs, writeParams()))
+	write, err := sql.Open("sqlite", databaseURI(abs, writeParams(opts.FullSync)))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
@@ -221,17 +233,19 @@ func prepareDatabaseFile(path string) error {
 // NORMAL is used because FULL caps issuance at the fsync rate of the storage, and
 // a process restart, the common case, loses nothing with either setting.
 //
-// NOTE: after a power loss or operating system crash, certificates issued shortly
-// before it can be missing from this database although the CA issued them, and
-// nonces recorded then can be replayed.
-// TODO: there is no setting to choose synchronous=FULL for deployments that cannot
-// accept this.
+// NOTE: with NORMAL, after a power loss or operating system crash, certificates issued
+// shortly before it can be missing from this database although the CA issued them, and
+// nonces recorded then can be replayed. fullSync selects FULL for deployments that
+// cannot accept this (database.synchronous in the configuration).
 //
 // Checkpoints run off the request path; see startCheckpoints.
-func writeParams() url.Values {
+func writeParams(fullSync bool) url.Values {
 	p := commonParams()
 	p.Set("_journal_mode", "WAL")
 	p.Set("_synchronous", "NORMAL")
+	if fullSync {
+		p.Set("_synchronous", "FULL")
+	}
 	p.Set("_txlock", "immediate")
 	return p
 }

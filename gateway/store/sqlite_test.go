@@ -1444,3 +1444,24 @@ func TestConsumedChallengeCanBeRestored(t *testing.T) {
 		t.Errorf("consuming the restored challenge: %v", err)
 	}
 }
+
+func TestFullSyncOption(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		fullSync bool
+		want     int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{false, 1}, {true, 2}} {
+		s, err := OpenSQLiteWith(ctx, filepath.Join(t.TempDir(), "certgate.db"), SQLiteOptions{FullSync: c.fullSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := s.write.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("FullSync %v: synchronous = %d, want %d", c.fullSync, got, c.want)
+		}
+		s.Close()
+	}
+}

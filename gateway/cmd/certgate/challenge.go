@@ -48,7 +48,7 @@ func newSCEPCommand() *cobra.Command {
 			rand.Read(random)
 			secret := base64.RawURLEncoding.EncodeToString(random)
 			digest := sha256.Sum256([]byte(secret))
-			db, err := store.OpenSQLite(cmd.Context(), filepath.Join(cfg.DataDir, "certgate.db"))
+			db, err := store.OpenSQLiteWith(cmd.Context(), filepath.Join(cfg.DataDir, "certgate.db"), store.SQLiteOptions{FullSync: cfg.Database.Synchronous == "full"})
 			if err != nil {
 				return err
 			}

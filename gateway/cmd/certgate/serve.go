@@ -51,7 +51,7 @@ func serve(parent context.Context, cfg *config.Config, embedded bool) error {
 		return err
 	}
 	defer stopPprof()
-	db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "certgate.db"))
+	db, err := store.OpenSQLiteWith(ctx, filepath.Join(cfg.DataDir, "certgate.db"), store.SQLiteOptions{FullSync: cfg.Database.Synchronous == "full"})
 	if err != nil {
 		return err
 	}
