@@ -379,8 +379,12 @@ func runGeneral(cmd *cobra.Command, flags *clientFlags) error {
 				return fmt.Errorf("%s: %w", infoTypeName(info.Type), err)
 			}
 			for _, crl := range crls {
-				fmt.Fprintf(out, "  CRL of %s, number %s, %d entries, next update %s\n",
-					crl.Issuer, crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate.UTC().Format(time.RFC3339))
+				entries := fmt.Sprintf("%d entries", len(crl.RevokedCertificateEntries))
+				if len(crl.RevokedCertificateEntries) == 1 {
+					entries = "1 entry"
+				}
+				fmt.Fprintf(out, "  CRL of %s, number %s, %s, next update %s\n",
+					crl.Issuer, crl.Number, entries, crl.NextUpdate.UTC().Format(time.RFC3339))
 				pem.Encode(&saved, &pem.Block{Type: "X509 CRL", Bytes: crl.Raw})
 			}
 		}

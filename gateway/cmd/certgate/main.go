@@ -12,6 +12,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,12 +81,22 @@ func newConfigCommand() *cobra.Command {
 			return err
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	check := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a configuration file and report every problem",
-		Args:  cobra.ExactArgs(1),
+		Long:  "Validate a configuration file and report every problem. The file is the argument, or --config as for serve.",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(args[0])
+			file, _ := cmd.Flags().GetString("config")
+			switch {
+			case len(args) == 1 && file != "" && file != args[0]:
+				return fmt.Errorf("two files named: %s and --config %s; name one", args[0], file)
+			case len(args) == 1:
+				file = args[0]
+			case file == "":
+				return errors.New("name the configuration file: certgate config check FILE")
+			}
+			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
@@ -104,10 +115,12 @@ func newConfigCommand() *cobra.Command {
 					return fmt.Errorf("backends[%d].config: %w", i, err)
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", file)
 			return nil
 		},
-	})
+	}
+	check.Flags().String("config", "", "configuration file to check, in place of the argument")
+	cmd.AddCommand(check)
 	return cmd
 }
 

@@ -202,10 +202,11 @@ func logSCEPEnrollment(logger *slog.Logger, cfg *config.Config, scep *scepfronte
 		raFile := filepath.Join(cfg.DataDir, "scep", "ra-"+cmpProfileName(cfg, p.Profile)+".crt")
 		// The same commands as docs/scep.md: an RSA key, because strongSwan's SCEP client
 		// signs with RSA, and the CA certificates that GetCACert saved as ca.der and
-		// ca-1.der, so that pki can verify the issued certificate.
+		// ca-1.der, so that pki can verify the issued certificate. The challenge is
+		// letters and digits, so it needs no quotes, which the text log would escape.
 		command := "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out scep-device1.key && " +
 			"pki --scepca --url " + url + " --caout ca.der --raout ra.der && pki --scep --url " + url +
-			" --in scep-device1.key --dn CN=device1 --password \"$(cat " + p.Challenge.SecretFile + ")\"" +
+			" --in scep-device1.key --dn CN=device1 --password $(cat " + p.Challenge.SecretFile + ")" +
 			" --cacert-enc ra.der --cacert-sig ra.der --cacert ca.der --cacert ca-1.der --outform pem > scep-device1.crt"
 		logger.Info("SCEP listening", "url", url, "profile", p.Name, "challenge_file", p.Challenge.SecretFile,
 			"ra_certificate", raFile, "command", command)
