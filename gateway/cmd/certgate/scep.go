@@ -197,6 +197,7 @@ func logSCEPEnrollment(logger *slog.Logger, cfg *config.Config, scep *scepfronte
 	url := "http://" + address + cfg.SCEP.PathPrefix
 	for _, p := range cfg.SCEP.Profiles {
 		if p.Name != cfg.SCEP.DefaultProfile {
+			logger.Info("SCEP profile listening", "url", url+"/p/"+p.Name, "profile", p.Name, "challenge_file", p.Challenge.SecretFile)
 			continue
 		}
 		raFile := filepath.Join(cfg.DataDir, "scep", "ra-"+cmpProfileName(cfg, p.Profile)+".crt")
