@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -85,46 +86,33 @@ func (r *Router) generateKey(req *request, crm *cmp.CertReqMsg) (crypto.Signer, 
 	if _, err := keyRecipientOf(req); err != nil {
 		return nil, err
 	}
-	return GenerateKey(keyType)
+	return newKeyOfType(keyType)
 }
 
-// keyTypeOfAlgorithm names the key type of a template's AlgorithmIdentifier. For RSA,
-// which names no size, the profile's default type is used when it is RSA, else
-// rsa-2048.
+// keyTypeOfAlgorithm names the key type of a template's AlgorithmIdentifier, using the
+// table behind signKeyPairTypes. RSA names no size, so the profile's default
+// type is used when it is RSA, else rsa-2048.
 func keyTypeOfAlgorithm(algorithm []byte, p *Profile) (string, error) {
-	s := cryptobyte.String(algorithm)
-	var seq cryptobyte.String
-	var oid, curve asn1.ObjectIdentifier
-	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) {
+	var alg pkix.AlgorithmIdentifier
+	if rest, err := asn1.Unmarshal(algorithm, &alg); err != nil || len(rest) != 0 {
 		return "", reject(cmp.FailBadCertTemplate, "the certTemplate's publicKey algorithm is invalid")
 	}
-	switch {
-	case oid.Equal(cmp.OIDPublicKeyECDSA):
-		if !seq.ReadASN1ObjectIdentifier(&curve) {
-			return "", reject(cmp.FailBadCertTemplate, "the certTemplate's EC algorithm names no curve")
-		}
-		switch {
-		case curve.Equal(cmp.OIDNamedCurveP256):
-			return "ecdsa-p256", nil
-		case curve.Equal(cmp.OIDNamedCurveP384):
-			return "ecdsa-p384", nil
-		case curve.Equal(cmp.OIDNamedCurveP521):
-			return "ecdsa-p521", nil
-		}
-		return "", reject(cmp.FailBadAlg, "EC curve %s is not supported for central key generation", curve)
-	case oid.Equal(cmp.OIDPublicKeyRSA):
+	if alg.Algorithm.Equal(cmp.OIDPublicKeyRSA) {
 		if strings.HasPrefix(p.CentralKeyType, "rsa-") {
 			return p.CentralKeyType, nil
 		}
 		return "rsa-2048", nil
-	case oid.Equal(cmp.OIDEd25519):
-		return "ed25519", nil
 	}
-	return "", reject(cmp.FailBadAlg, "key algorithm %s is not supported for central key generation", oid)
+	for keyType, known := range keyTypeAlgorithms {
+		if known.Algorithm.Equal(alg.Algorithm) && bytes.Equal(known.Parameters.FullBytes, alg.Parameters.FullBytes) {
+			return keyType, nil
+		}
+	}
+	return "", reject(cmp.FailBadAlg, "key algorithm %s with these parameters is not supported for central key generation", alg.Algorithm)
 }
 
-// GenerateKey generates a key of a type as profiles name it (see KeyType).
-func GenerateKey(keyType string) (crypto.Signer, error) {
+// newKeyOfType generates a key of a type as profiles name it (see KeyType).
+func newKeyOfType(keyType string) (crypto.Signer, error) {
 	switch keyType {
 	case "ecdsa-p256":
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -249,6 +237,7 @@ func (r *Router) recoverKey(ctx context.Context, req *request) (*cmp.Body, error
 	if !ok {
 		return nil, reject(cmp.FailBadCertID, "oldCertID.issuer must be a directoryName")
 	}
+
 	recipient, err := keyRecipientOf(req)
 	if err != nil {
 		return nil, err
@@ -271,11 +260,13 @@ func (r *Router) recoverKey(ctx context.Context, req *request) (*cmp.Body, error
 	if err != nil {
 		return nil, fmt.Errorf("stored certificate %x: %w", id.SerialNumber, err)
 	}
+
 	sameSubject := req.signer != nil && bytes.Equal(req.signer.RawSubject, cert.RawSubject)
 	if archived.Requester != req.requester.Identity && !sameSubject {
 		return nil, &Failure{Info: cmp.FailNotAuthorized, Detail: "only the requester of this key, or a signer whose certificate has the same subject, may recover it",
 			Err: fmt.Errorf("key of serial %x was requested by %q", id.SerialNumber, archived.Requester)}
 	}
+
 	kga, err := r.keyGenerationAuthority()
 	if err != nil {
 		return nil, err
