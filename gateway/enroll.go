@@ -322,8 +322,8 @@ func (r *Router) confirm(ctx context.Context, req *request) (*cmp.Body, error) {
 		case err != nil:
 			r.log.Error("cannot revoke the rejected certificate", keySerial, cert.SerialNumber.Text(16), keyError, err)
 		case result.Pending != nil:
-			// NOTE: nobody polls this revocation; the CA decides it on its own, and the
-			// store keeps the certificate unconfirmed until an rr changes it.
+			// NOTE: the router does not poll this revocation. The CA decides it on its own,
+			// and the store keeps the certificate unconfirmed until an rr changes it.
 			r.log.Warn("the CA left the revocation of the rejected certificate pending", keySerial, cert.SerialNumber.Text(16),
 				"poll_reference", result.Pending.PollReference)
 		default:

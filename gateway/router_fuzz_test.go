@@ -110,8 +110,8 @@ func testResponder(t testing.TB) *Responder {
 	return &Responder{Signer: key, Certificate: cert}
 }
 
-// keyGenerationSeeds returns an ir that asks for central key generation and a krr,
-// unprotected, because FuzzProcess skips protection.
+// keyGenerationSeeds returns an ir and a cr that request central key generation, and a
+// krr, all unprotected, because FuzzProcess skips protection.
 func keyGenerationSeeds(t testing.TB) [][]byte {
 	subject, _ := asn1.Marshal(pkix.Name{CommonName: "seed"}.ToRDNSequence())
 	oldCertID, err := cmp.EncodeCertID(cmp.CertID{Issuer: cmp.DirectoryNameOf(subject), SerialNumber: big.NewInt(7)})

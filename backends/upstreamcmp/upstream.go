@@ -146,7 +146,7 @@ func (b *Backend) Poll(context.Context, *backends.PollRequest) (*backends.IssueR
 
 // Revoke implements backends.Backend.
 //
-// NOTE: when the upstream CA answers the rr with status waiting, the client polls it
+// NOTE: when the upstream CA responds to the rr with status waiting, the client polls it
 // within the configured timeout. A decision that takes longer fails the revocation
 // instead of becoming a pending result for the router.
 func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) (*backends.RevokeResult, error) {

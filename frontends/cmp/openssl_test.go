@@ -465,8 +465,9 @@ func TestProfileFromPath(t *testing.T) {
 	}
 }
 
-// OpenSSL 3.0 polls only for ip, cp and kup. An rr that the backend leaves pending is
-// answered with an error message of status waiting, which it reports and exits on.
+// OpenSSL 3.0 polls only for ip, cp and kup. certgate responds to an rr that the
+// backend leaves pending with an error message of status waiting, and OpenSSL reports it
+// and exits.
 func TestOpenSSLSeesPendingRevocation(t *testing.T) {
 	f := newFixture(t, nil)
 	key := f.newKey("ee.key", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")

@@ -403,9 +403,9 @@ func TestCMP2021ClientGetsPVNO3(t *testing.T) {
 	}
 }
 
-// A backend that leaves a revocation pending makes the router answer the rr with an
-// error message of status waiting; the client polls with certReqId -1 and receives
-// the rp once the backend decides.
+// A backend that leaves a revocation pending makes the router respond to the rr with an
+// error message of status waiting. The client polls with certReqId -1 and receives the
+// rp once the backend decides.
 func TestClientPollsDelayedRevocation(t *testing.T) {
 	f := newFixture(t, nil)
 	address, _ := f.startTCP(nil)

@@ -71,11 +71,10 @@ func TestCertmongerEnrollAndResubmit(t *testing.T) {
 		}
 		return out
 	}
-	// waitIssued runs a getcert command that waits for a certificate. When the wait
-	// ends without a certificate and the CA did not reject the request (certmonger
-	// then reports a state such as CA_UNREACHABLE and retries much later), the request
-	// is resubmitted once, so that a slow moment of a loaded machine does not fail the
-	// test. The log shows the state.
+	// waitIssued runs a getcert command that waits for a certificate. certmonger may end
+	// the wait in a state such as CA_UNREACHABLE and retry only much later. Unless the
+	// CA rejected the request, it is then resubmitted once, so that a slow moment of a
+	// loaded machine does not fail the test. The log shows the state.
 	waitIssued := func(args ...string) {
 		t.Helper()
 		out, err := run(args...)

@@ -142,6 +142,7 @@ func FuzzParseCertRep(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(der)
+
 	ra, client := newTestClient(&testing.T{}, "ra"), newTestClient(&testing.T{}, "device1")
 	request, err := newRequestMessage(&testing.T{}, client, ra, "aes128-cbc").Marshal()
 	if err != nil {
@@ -156,6 +157,7 @@ func FuzzParseCertRep(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(own)
+
 	legacy := LegacyAlgorithms{DES: true, SHA1: true, MD5: true}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ParseDegenerate(data)

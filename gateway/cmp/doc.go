@@ -25,7 +25,7 @@
 //
 // Bodies decoded into Go types: ir, ip, cr, cp, p10cr, kur, kup, krr, krp, rr, rp, pkiconf, nested,
 // genm, genp, error, certConf, pollReq, pollRep. Bodies kept as raw DER only (the router
-// answers them with an error): popdecc, popdecr, ccr, ccp, ckuann, cann, rann,
+// rejects them with an error message): popdecc, popdecr, ccr, ccp, ckuann, cann, rann,
 // crlann.
 //
 // Proof of possession: signature POP with and without poposkInput, raVerified; the

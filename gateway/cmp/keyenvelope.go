@@ -30,13 +30,15 @@ import (
 // AsymmetricKeyPackage (RFC 5958) that contains the key. No Go library builds this
 // nesting with all three recipient kinds, so it is written here with cryptobyte.
 //
-// The choices below are the ones that OpenSSL's `cms -decrypt` and BouncyCastle read:
-// content encryption AES-256-CBC; for a password, PBKDF2 with HMAC-SHA256 and the
-// RFC 3211 key wrap (id-alg-PWRI-KEK) around AES-256-CBC; for an RSA certificate,
-// RSAES-OAEP with SHA-256; for an ECDSA certificate, ephemeral-static ECDH with the
-// X9.63 SHA-256 KDF and AES-256 key wrap (RFC 5753).
+// The algorithms are ones that OpenSSL's `cms -decrypt` and BouncyCastle read:
+//   - content encryption: AES-256-CBC;
+//   - a password: PBKDF2 with HMAC-SHA256, and the RFC 3211 key wrap (id-alg-PWRI-KEK)
+//     around AES-256-CBC;
+//   - an RSA certificate: RSAES-OAEP with SHA-256;
+//   - an ECDSA certificate: ephemeral-static ECDH with the X9.63 SHA-256 KDF and
+//     AES-256 key wrap (RFC 5753).
 //
-// NOTE: RFC 9481 section 4.3 lists AES key wrap for the password technique as well;
+// NOTE: RFC 9481 section 4.3 also lists AES key wrap for the password technique.
 // OpenSSL 3.0 decrypts only id-alg-PWRI-KEK there, so that is what is sent.
 
 var (

@@ -186,8 +186,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// ArchiveKeyFile is where the secret that encrypts archived keys lives, relative to
-// data_dir.
+// ArchiveKeyFile is the path, relative to data_dir, of the secret that encrypts
+// archived keys.
 const ArchiveKeyFile = "secrets/key-archive.key"
 
 // LoadArchiveKey returns the 32-byte key that encrypts centrally generated keys in the

@@ -89,8 +89,8 @@ CREATE INDEX challenges_expires_at ON challenges (expires_at);
 `
 
 // schemaV3 adds the archive of centrally generated private keys, keyed by the
-// transaction that generated each. The key column holds what the router sealed; the
-// store never sees a key in the clear.
+// transaction that generated each. The sealed_key column contains what the router
+// encrypted, so the store never receives a key in the clear.
 const schemaV3 = `
 CREATE TABLE archived_keys (
 	transaction_id BLOB PRIMARY KEY,

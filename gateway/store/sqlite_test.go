@@ -1332,6 +1332,7 @@ func TestPendingRequestLifecycle(t *testing.T) {
 	if err := s.PutPending(ctx, "scep", "default\x00tx1", []byte("second"), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+
 	state, err := s.Pending(ctx, "scep", "default\x00tx1", now)
 	if err != nil {
 		t.Fatal(err)
@@ -1348,6 +1349,7 @@ func TestPendingRequestLifecycle(t *testing.T) {
 	if _, err := s.Pending(ctx, "est", "default\x00tx1", now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("other frontend: %v, want ErrNotFound", err)
 	}
+
 	if err := s.DeletePending(ctx, "scep", "default\x00tx1"); err != nil {
 		t.Fatal(err)
 	}

@@ -182,7 +182,7 @@ func TestServeGetNextCACert(t *testing.T) {
 }
 
 // A one-time challenge that authorized an enrollment the profile then rejected is put
-// back, so that the device can try again; once a certificate is issued, it is used up.
+// back, so that the device can try again. Once a certificate is issued, it is used up.
 func TestOneTimeChallengeSurvivesRejection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds certgate and runs strongSwan pki; skipped in -short mode")

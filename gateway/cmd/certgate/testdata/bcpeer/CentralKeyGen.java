@@ -1,6 +1,6 @@
-// CentralKeyGen is a CMP client built on BouncyCastle's CMP, CRMF and CMS classes: it
+// CentralKeyGen is a CMP client built on BouncyCastle's CMP, CRMF and CMS classes. It
 // requests a centrally generated key (RFC 9483 section 4.1.6) with an ir that has no
-// public key, checks the response's protection, opens the EnvelopedData
+// public key and checks the response's protection. It then opens the EnvelopedData
 // with BouncyCastle's recipients, verifies the key generation authority's SignedData,
 // and writes the certificate and the key as PEM. In krr mode it recovers the archived key
 // of a certificate instead (MAC protection only). It exists so that certgate's tests
